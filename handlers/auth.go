@@ -1,0 +1,295 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/xanoauth/caddy-xanoauth/password"
+	"github.com/xanoauth/caddy-xanoauth/store"
+)
+
+// Auth serves Xano's auth endpoints for one table. Paths are matched by
+// suffix so that it works under any API group prefix, as on Xano
+// (/api:abc123/auth/login); other paths go to the next handler.
+type Auth struct {
+	Svc   *Service
+	Table string
+	// MaxBody limits request bodies (DefaultMaxBody when 0).
+	MaxBody int64
+	// MirrorAccessToken also sends the token as accessToken, which some
+	// front ends (WeWeb) read instead of authToken.
+	MirrorAccessToken bool
+	// CORS decides the cross-origin headers of the endpoints.
+	CORS CORS
+}
+
+// endpoint names the auth endpoint a path ends with, or "".
+func endpoint(path string) string {
+	i := strings.LastIndex(path, "/auth/")
+	if i < 0 {
+		return ""
+	}
+	switch ep := path[i+len("/auth/"):]; ep {
+	case "signup", "login", "me":
+		return ep
+	}
+	return ""
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It always answers with
+// its own envelope and returns nil: a caddyhttp.Error would make Caddy send
+// an empty body, which Xano clients cannot read.
+func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ep := endpoint(r.URL.Path)
+	if ep == "" {
+		return next.ServeHTTP(w, r)
+	}
+	if a.CORS.Handle(w, r) {
+		return nil // a preflight, answered
+	}
+	if IsPreflight(r) {
+		return next.ServeHTTP(w, r) // CORS is left to other handlers
+	}
+	var e *Error
+	switch {
+	case ep == "signup" && r.Method == http.MethodPost:
+		e = a.signup(w, r)
+	case ep == "login" && r.Method == http.MethodPost:
+		e = a.login(w, r)
+	case ep == "me" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		e = a.me(w, r)
+	default:
+		e = errNotLocated
+	}
+	if e != nil {
+		WriteError(w, e)
+	}
+	return nil
+}
+
+// tokenResponse is the body of a successful signup or login.
+type tokenResponse struct {
+	AuthToken   string `json:"authToken"`
+	AccessToken string `json:"accessToken,omitempty"`
+}
+
+func (a *Auth) table() *Table { return a.Svc.Tables[a.Table] }
+
+func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
+	t := a.table()
+	log := a.Svc.Logger.With(zap.String("endpoint", "signup"), zap.String("table", t.Name))
+	if !t.SignupOpen {
+		log.Info("signup refused: closed")
+		return accessDenied(MsgSignupClosed)
+	}
+	ds, e := a.Svc.dataSource(r)
+	if e != nil {
+		return e
+	}
+	in, e := ParseInput(w, r, a.MaxBody)
+	if e != nil {
+		return e
+	}
+
+	// Inputs are checked in Xano's declared order: name (and the other
+	// fields), email, password.
+	fields := make(map[string]any, len(t.Defaults)+len(t.Fields))
+	for k, v := range t.Defaults {
+		fields[k] = v
+	}
+	for _, f := range t.Fields {
+		s, present, e := in.Text(f)
+		if e != nil {
+			return e
+		}
+		if !present {
+			continue
+		}
+		if utf8.RuneCountInString(s) > MaxFieldLength {
+			return inputError(f, "Input exceeds maximum length of "+strconv.Itoa(MaxFieldLength)+" characters")
+		}
+		fields[f] = s
+	}
+	rawEmail, e := in.RequiredText("email")
+	if e != nil {
+		return e
+	}
+	email, e := normalizeEmail(rawEmail)
+	if e != nil {
+		return e
+	}
+	pw, e := in.RequiredText("password")
+	if e != nil {
+		return e
+	}
+	if err := t.Policy.Check(pw); err != nil {
+		return inputError("password", err.Error())
+	}
+
+	realm := store.Realm{DataSource: ds, Table: t.Name}
+	// Cheap early answer for a taken email, so a signup flood on known
+	// addresses costs no hashing; CreateUser stays the authority.
+	if _, err := a.Svc.Store.UserByEmail(r.Context(), realm, email); err == nil {
+		log.Info("signup refused: email in use")
+		return accessDenied(MsgAccountInUse)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return a.fatal(log, "reading user", err)
+	}
+	hash, err := a.Svc.Hasher.Hash(r.Context(), pw)
+	if err != nil {
+		return a.hashFailure(log, err)
+	}
+	u := &store.User{Email: email, Fields: fields, PasswordHash: hash}
+	if err := a.Svc.Store.CreateUser(r.Context(), realm, u); err != nil {
+		if errors.Is(err, store.ErrEmailTaken) {
+			log.Info("signup refused: email in use")
+			return accessDenied(MsgAccountInUse)
+		}
+		return a.fatal(log, "creating user", err)
+	}
+	log.Info("signup", zap.Int64("user_id", u.ID), zap.String("ds", ds))
+	return a.sendToken(w, log, t, ds, u)
+}
+
+func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
+	t := a.table()
+	log := a.Svc.Logger.With(zap.String("endpoint", "login"), zap.String("table", t.Name))
+	ds, e := a.Svc.dataSource(r)
+	if e != nil {
+		return e
+	}
+	in, e := ParseInput(w, r, a.MaxBody)
+	if e != nil {
+		return e
+	}
+	rawEmail, e := in.RequiredText("email")
+	if e != nil {
+		return e
+	}
+	email, e := normalizeEmail(rawEmail)
+	if e != nil {
+		return e
+	}
+	pw, e := in.RequiredText("password")
+	if e != nil {
+		return e
+	}
+
+	realm := store.Realm{DataSource: ds, Table: t.Name}
+	u, err := a.Svc.Store.UserByEmail(r.Context(), realm, email)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same hashing work as for a real account, so neither
+		// the answer nor its timing tells whether the email exists.
+		if err := a.Svc.Hasher.VerifyDummy(r.Context(), pw); err != nil {
+			return a.hashFailure(log, err)
+		}
+		log.Info("login failed")
+		return accessDenied(MsgInvalidCredentials)
+	}
+	if err != nil {
+		return a.fatal(log, "reading user", err)
+	}
+	ok, rehash, err := a.Svc.Hasher.Verify(r.Context(), u.PasswordHash, pw)
+	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
+		return a.hashFailure(log, err)
+	}
+	if err != nil {
+		// An unreadable stored hash is the operator's problem, not the
+		// user's: log it, and answer as for a wrong password.
+		log.Error("stored password hash is unusable", zap.Int64("user_id", u.ID), zap.Error(err))
+	}
+	if !ok {
+		log.Info("login failed", zap.Int64("user_id", u.ID))
+		return accessDenied(MsgInvalidCredentials)
+	}
+	if rehash {
+		a.upgradeHash(r, log, realm, u, pw)
+	}
+	log.Info("login", zap.Int64("user_id", u.ID), zap.String("ds", ds))
+	return a.sendToken(w, log, t, ds, u)
+}
+
+// upgradeHash replaces an imported (bcrypt) or outdated hash after a
+// successful login. Failure only costs the upgrade, not the login.
+func (a *Auth) upgradeHash(r *http.Request, log *zap.Logger, realm store.Realm, u *store.User, pw string) {
+	hash, err := a.Svc.Hasher.Hash(r.Context(), pw)
+	if err == nil {
+		err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
+			s.PasswordHash = hash
+			return nil
+		})
+	}
+	if err != nil {
+		log.Warn("password hash upgrade failed", zap.Int64("user_id", u.ID), zap.Error(err))
+		return
+	}
+	log.Info("password hash upgraded", zap.Int64("user_id", u.ID))
+}
+
+func (a *Auth) me(w http.ResponseWriter, r *http.Request) *Error {
+	t := a.table()
+	log := a.Svc.Logger.With(zap.String("endpoint", "me"), zap.String("table", t.Name))
+	c, e := a.Svc.authenticate(r, nil, []string{t.Name})
+	if e != nil {
+		return e
+	}
+	if c == nil {
+		return unauthorized(MsgAuthRequired)
+	}
+	u, err := a.Svc.Store.UserByID(r.Context(), store.Realm{DataSource: c.DS, Table: c.Table}, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return unauthorized(MsgInvalidToken) // the user was deleted
+	}
+	if err != nil {
+		return a.fatal(log, "reading user", err)
+	}
+	body, err := renderUser(t, u)
+	if err != nil {
+		return a.fatal(log, "rendering user", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	return nil
+}
+
+func (a *Auth) sendToken(w http.ResponseWriter, log *zap.Logger, t *Table, ds string, u *store.User) *Error {
+	tok, err := a.Svc.mint(t, ds, u)
+	if err != nil {
+		return a.fatal(log, "minting token", err)
+	}
+	resp := tokenResponse{AuthToken: tok}
+	if a.MirrorAccessToken {
+		resp.AccessToken = tok
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (a *Auth) hashFailure(log *zap.Logger, err error) *Error {
+	log.Warn("password hashing unavailable", zap.Error(err))
+	return errBusy
+}
+
+// fatal logs the cause and answers with a generic 500: internals are for
+// the operator's log, not the client.
+func (a *Auth) fatal(log *zap.Logger, what string, err error) *Error {
+	log.Error(what, zap.Error(err))
+	return errFatal
+}
+
+// Interface guards
+var _ caddyhttp.MiddlewareHandler = (*Auth)(nil)

@@ -1,0 +1,204 @@
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/xanoauth/caddy-xanoauth/token"
+)
+
+// Guard lets a request through only with a valid token of one of its
+// tables (or anonymously, when Optional), and exposes the user to the rest
+// of the route as placeholders:
+//
+//	{http.auth.user.id}            the user id
+//	{http.auth.user.table}         the token's table
+//	{http.auth.user.ds}            the token's data source
+//	{http.auth.user.extras.<key>}  one extra sealed in the token
+//
+// On an anonymous pass they are set to empty strings, because Caddy leaves
+// unknown placeholders as literal text and an upstream must never receive
+// "{http.auth.user.id}" as a user id.
+type Guard struct {
+	Svc *Service
+	// Tables whose tokens are accepted.
+	Tables []string
+	// Optional lets requests without a token through anonymously.
+	Optional bool
+	// IgnoreInvalid, with Optional, treats an invalid or expired token as
+	// no token instead of rejecting the request.
+	IgnoreInvalid bool
+	// Require lists rules that must all hold (403 otherwise).
+	Require []Rule
+	// Cookies are read, in order, after the headers and ?authtoken=.
+	Cookies []string
+	// Headers maps request header names to claims ("id", "table", "ds",
+	// "extras.<key>"); the guard deletes them from the client's request and
+	// sets them from the token, so an upstream can trust them.
+	Headers map[string]string
+
+	extraKeys []string
+}
+
+// Rule is one `require` condition: the claim named by Field ("id", "table",
+// "ds" or "extras.<key>") must equal one of Values.
+type Rule struct {
+	Field  string
+	Values []string
+}
+
+// Init validates the guard against the service's tables and precomputes
+// what every request needs, so that ServeHTTP does no setup work.
+func (g *Guard) Init() error {
+	if len(g.Tables) == 0 {
+		return fmt.Errorf("guard needs at least one table")
+	}
+	g.extraKeys = nil
+	for _, name := range g.Tables {
+		t, ok := g.Svc.Tables[name]
+		if !ok {
+			return fmt.Errorf("unknown table %q", name)
+		}
+		for _, k := range t.Extras {
+			if !slices.Contains(g.extraKeys, k) {
+				g.extraKeys = append(g.extraKeys, k)
+			}
+		}
+	}
+	for _, r := range g.Require {
+		if err := checkClaimName(r.Field); err != nil {
+			return fmt.Errorf("require: %v", err)
+		}
+		if len(r.Values) == 0 {
+			return fmt.Errorf("require %s: no values", r.Field)
+		}
+	}
+	for h, claim := range g.Headers {
+		if err := checkClaimName(claim); err != nil {
+			return fmt.Errorf("header %s: %v", h, err)
+		}
+	}
+	return nil
+}
+
+func checkClaimName(name string) error {
+	switch {
+	case name == "id", name == "table", name == "ds":
+		return nil
+	case strings.HasPrefix(name, "extras.") && len(name) > len("extras."):
+		return nil
+	}
+	return fmt.Errorf("unknown claim %q (want id, table, ds or extras.<key>)", name)
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if IsPreflight(r) {
+		return next.ServeHTTP(w, r) // browsers send preflights without credentials
+	}
+	// Delete before anything else: a forged identity header must not
+	// survive any path through this handler (cf. GHSA-7r4p-vjf4-gxv4).
+	for h := range g.Headers {
+		r.Header.Del(h)
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+
+	c, e := g.Svc.authenticate(r, g.Cookies, g.Tables)
+	if e != nil && g.Optional && g.IgnoreInvalid && e.Status == http.StatusUnauthorized {
+		c, e = nil, nil
+	}
+	if e != nil {
+		WriteError(w, e)
+		return nil
+	}
+	if c == nil {
+		if !g.Optional {
+			WriteError(w, unauthorized(MsgAuthRequired))
+			return nil
+		}
+		g.setPlaceholders(repl, nil)
+		return next.ServeHTTP(w, r)
+	}
+	for _, rule := range g.Require {
+		v, ok := claimValue(c, rule.Field)
+		if !ok || !slices.Contains(rule.Values, v) {
+			WriteError(w, accessDenied(MsgAccessDenied))
+			return nil
+		}
+	}
+	g.setPlaceholders(repl, c)
+	for h, claim := range g.Headers {
+		if v, ok := claimValue(c, claim); ok {
+			r.Header.Set(h, v)
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// setPlaceholders publishes c, or empty values for an anonymous request.
+func (g *Guard) setPlaceholders(repl *caddy.Replacer, c *token.Claims) {
+	if repl == nil {
+		return
+	}
+	if c == nil {
+		repl.Set("http.auth.user.id", "")
+		repl.Set("http.auth.user.table", "")
+		repl.Set("http.auth.user.ds", "")
+		for _, k := range g.extraKeys {
+			repl.Set("http.auth.user.extras."+k, "")
+		}
+		return
+	}
+	repl.Set("http.auth.user.id", strconv.FormatInt(c.ID, 10))
+	repl.Set("http.auth.user.table", c.Table)
+	repl.Set("http.auth.user.ds", c.DS)
+	for _, k := range g.extraKeys {
+		if _, ok := c.Extras[k]; !ok {
+			repl.Set("http.auth.user.extras."+k, "")
+		}
+	}
+	for k, v := range c.Extras {
+		repl.Set("http.auth.user.extras."+k, stringify(v))
+	}
+}
+
+// claimValue renders one claim as text for rules, headers and placeholders.
+func claimValue(c *token.Claims, name string) (string, bool) {
+	switch name {
+	case "id":
+		return strconv.FormatInt(c.ID, 10), true
+	case "table":
+		return c.Table, true
+	case "ds":
+		return c.DS, true
+	}
+	v, ok := c.Extras[strings.TrimPrefix(name, "extras.")]
+	if !ok || v == nil {
+		return "", false
+	}
+	return stringify(v), true
+}
+
+func stringify(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Interface guards
+var _ caddyhttp.MiddlewareHandler = (*Guard)(nil)
