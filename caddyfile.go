@@ -1,0 +1,412 @@
+package xanoauth
+
+import (
+	"strconv"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("xano", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("xano_auth", parseAuth)
+	httpcaddyfile.RegisterHandlerDirective("xano_guard", parseGuard)
+	// Both run before basic_auth and every handler that serves content, and
+	// xano_auth runs before xano_guard, so that a broad guard never covers
+	// the login endpoint by accident. Users need no `order` line.
+	httpcaddyfile.RegisterDirectiveOrder("xano_auth", httpcaddyfile.Before, "basic_auth")
+	httpcaddyfile.RegisterDirectiveOrder("xano_guard", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseGlobalOption parses the `xano` global option:
+//
+//	xano {
+//		storage bbolt <path> {
+//			lock_timeout <duration>
+//		}
+//		key <key>
+//		data_sources <name...>
+//		leeway <duration>
+//		hash_concurrency <n>
+//		table <name> {
+//			fields <name...>
+//			extras <name...>
+//			default <field> <value>
+//			token_ttl <duration>
+//			signup open|closed
+//			password {
+//				min_length <n>
+//				min_letters <n>
+//				min_digits <n>
+//				max_length <n>
+//			}
+//		}
+//	}
+//
+// `key` may repeat (newest first); `table` and `default` may repeat with
+// different names; every other sub-directive may appear once.
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "xano", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from the `xano` global option.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if opt != "key" && opt != "table" {
+			if seen[opt] {
+				return d.Errf("duplicate xano option %q", opt)
+			}
+			seen[opt] = true
+		}
+		switch opt {
+		case "storage":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("usage: storage bbolt [<path>]")
+			}
+			a.Storage = &StorageConfig{Type: args[0]}
+			if len(args) == 2 {
+				a.Storage.Path = args[1]
+			}
+			sub := map[string]bool{}
+			for d.NextBlock(1) {
+				so := d.Val()
+				if sub[so] {
+					return d.Errf("duplicate storage option %q", so)
+				}
+				sub[so] = true
+				switch so {
+				case "lock_timeout":
+					dur, err := parseDuration(d)
+					if err != nil {
+						return err
+					}
+					a.Storage.LockTimeout = dur
+				default:
+					return d.Errf("unknown storage option %q", so)
+				}
+			}
+		case "key":
+			var k string
+			if !d.AllArgs(&k) {
+				return d.ArgErr()
+			}
+			a.Keys = append(a.Keys, k)
+		case "data_sources":
+			a.DataSources = d.RemainingArgs()
+			if len(a.DataSources) == 0 {
+				return d.ArgErr()
+			}
+		case "leeway":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			a.Leeway = dur
+		case "hash_concurrency":
+			n, err := parseInt(d)
+			if err != nil {
+				return err
+			}
+			a.HashConcurrency = n
+		case "table":
+			if err := a.parseTable(d); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown xano option %q", opt)
+		}
+	}
+	return nil
+}
+
+func (a *App) parseTable(d *caddyfile.Dispenser) error {
+	var name string
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if a.Tables == nil {
+		a.Tables = map[string]*TableConfig{}
+	}
+	if _, dup := a.Tables[name]; dup {
+		return d.Errf("duplicate table %q", name)
+	}
+	tc := new(TableConfig)
+	a.Tables[name] = tc
+	seen := map[string]bool{}
+	for d.NextBlock(1) {
+		opt := d.Val()
+		if opt != "default" {
+			if seen[opt] {
+				return d.Errf("duplicate table option %q", opt)
+			}
+			seen[opt] = true
+		}
+		switch opt {
+		case "fields":
+			tc.Fields = d.RemainingArgs()
+			if len(tc.Fields) == 0 {
+				return d.ArgErr()
+			}
+		case "extras":
+			tc.Extras = d.RemainingArgs()
+			if len(tc.Extras) == 0 {
+				return d.ArgErr()
+			}
+		case "default":
+			var field, value string
+			if !d.AllArgs(&field, &value) {
+				return d.ArgErr()
+			}
+			if tc.Defaults == nil {
+				tc.Defaults = map[string]string{}
+			}
+			if _, dup := tc.Defaults[field]; dup {
+				return d.Errf("duplicate default for %q", field)
+			}
+			tc.Defaults[field] = value
+		case "token_ttl":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			tc.TokenTTL = dur
+		case "signup":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			if v != "open" && v != "closed" {
+				return d.Errf("signup must be open or closed, not %q", v)
+			}
+			tc.Signup = v
+		case "password":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			tc.Password = new(PasswordPolicy)
+			sub := map[string]bool{}
+			for d.NextBlock(2) {
+				po := d.Val()
+				if sub[po] {
+					return d.Errf("duplicate password option %q", po)
+				}
+				sub[po] = true
+				n, err := parseInt(d)
+				if err != nil {
+					return err
+				}
+				switch po {
+				case "min_length":
+					tc.Password.MinLength = &n
+				case "min_letters":
+					tc.Password.MinLetters = &n
+				case "min_digits":
+					tc.Password.MinDigits = &n
+				case "max_length":
+					tc.Password.MaxLength = &n
+				default:
+					return d.Errf("unknown password option %q", po)
+				}
+			}
+		default:
+			return d.Errf("unknown table option %q", opt)
+		}
+	}
+	return nil
+}
+
+// parseAuth parses the xano_auth directive:
+//
+//	xano_auth [<matcher>] {
+//		table <name>
+//		max_body <size>
+//		access_token
+//		cors off|<origin...>
+//	}
+func parseAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	ah := new(AuthHandler)
+	err := ah.UnmarshalCaddyfile(h.Dispenser)
+	return ah, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens.
+func (ah *AuthHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("duplicate xano_auth option %q", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "table":
+			if !d.AllArgs(&ah.Table) {
+				return d.ArgErr()
+			}
+		case "max_body":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("max_body: invalid size %q", s)
+			}
+			ah.MaxBodySize = int64(n)
+		case "access_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			ah.AccessToken = true
+		case "cors":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			if len(args) == 1 && args[0] == "off" {
+				ah.DisableCORS = true
+			} else {
+				ah.CORSOrigins = args
+			}
+		default:
+			return d.Errf("unknown xano_auth option %q", opt)
+		}
+	}
+	return nil
+}
+
+// parseGuard parses the xano_guard directive:
+//
+//	xano_guard [<matcher>] {
+//		table <name...>
+//		optional [ignore_invalid]
+//		require <claim> <value...>
+//		cookie <name...>
+//		header <field> <claim>
+//	}
+//
+// `require`, `cookie` and `header` may repeat; claims are id, table, ds or
+// extras.<key>.
+func parseGuard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	gh := new(GuardHandler)
+	err := gh.UnmarshalCaddyfile(h.Dispenser)
+	return gh, err
+}
+
+// UnmarshalCaddyfile sets up the guard from Caddyfile tokens.
+func (gh *GuardHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if opt == "table" || opt == "optional" {
+			if seen[opt] {
+				return d.Errf("duplicate xano_guard option %q", opt)
+			}
+			seen[opt] = true
+		}
+		switch opt {
+		case "table":
+			gh.Tables = d.RemainingArgs()
+			if len(gh.Tables) == 0 {
+				return d.ArgErr()
+			}
+		case "optional":
+			gh.Optional = true
+			if d.NextArg() {
+				if d.Val() != "ignore_invalid" {
+					return d.Errf("optional: unknown argument %q (want ignore_invalid)", d.Val())
+				}
+				gh.IgnoreInvalid = true
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+			}
+		case "require":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("usage: require <claim> <value...>")
+			}
+			gh.Require = append(gh.Require, RequireRule{Claim: args[0], Values: args[1:]})
+		case "cookie":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				return d.ArgErr()
+			}
+			gh.Cookies = append(gh.Cookies, names...)
+		case "header":
+			var field, claim string
+			if !d.AllArgs(&field, &claim) {
+				return d.ArgErr()
+			}
+			if gh.Headers == nil {
+				gh.Headers = map[string]string{}
+			}
+			if _, dup := gh.Headers[field]; dup {
+				return d.Errf("duplicate header %q", field)
+			}
+			gh.Headers[field] = claim
+		default:
+			return d.Errf("unknown xano_guard option %q", opt)
+		}
+	}
+	return nil
+}
+
+func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur < 0 {
+		return 0, d.Errf("invalid duration %q", s)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func parseInt(d *caddyfile.Dispenser) (int, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, d.Errf("invalid number %q", s)
+	}
+	return n, nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*AuthHandler)(nil)
+	_ caddyfile.Unmarshaler = (*GuardHandler)(nil)
+)

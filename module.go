@@ -1,0 +1,421 @@
+// Package xanoauth is a Caddy v2 plugin that serves Xano's authentication
+// API (signup, login, auth/me) from the Caddy process and guards any route
+// with the same tokens.
+//
+// It registers the `xano` app, which owns the user store and the token
+// keys, and two HTTP handlers: `xano_auth` serves the endpoints and
+// `xano_guard` protects routes. With no configuration at all the app stores
+// users in a bbolt file under Caddy's data directory and generates a key
+// once, persisting it there.
+package xanoauth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/xanoauth/caddy-xanoauth/handlers"
+	"github.com/xanoauth/caddy-xanoauth/password"
+	"github.com/xanoauth/caddy-xanoauth/store"
+	"github.com/xanoauth/caddy-xanoauth/token"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+	caddy.RegisterModule(AuthHandler{})
+	caddy.RegisterModule(GuardHandler{})
+}
+
+// Defaults, also documented in the README.
+const (
+	DefaultTable      = "user"
+	DefaultDataSource = "live"
+	DefaultTokenTTL   = 24 * time.Hour // Xano's default
+	defaultLockWait   = 2 * time.Second
+	keysMetaName      = "token_keys"
+)
+
+// App is the `xano` app: it owns the user store, the token keys and the
+// table policies that the xano_auth and xano_guard handlers share. Handlers
+// reach it with ctx.App("xano"), so a config without a `xano` global option
+// still gets a working default.
+type App struct {
+	// Storage selects where users live. Default: a bbolt file at
+	// `{caddy data dir}/xano/auth.db`.
+	Storage *StorageConfig `json:"storage,omitempty"`
+
+	// Keys are 256-bit token keys, newest first: the first encrypts new
+	// tokens, all of them decrypt. Each is 64 hex digits or base64 of 32
+	// bytes. Use {env.*} or {file.*} placeholders (resolved at provision)
+	// rather than writing a key into the config. Default: a key generated
+	// once and persisted in the store.
+	Keys []string `json:"keys,omitempty"`
+
+	// DataSources are the accepted values of the X-Data-Source request
+	// header; the first is used when a request sends none. Each data
+	// source has its own users. Default: ["live"].
+	DataSources []string `json:"data_sources,omitempty"`
+
+	// Tables are the auth tables by name. Default: one table `user` with
+	// open signup, field `name` and a 24h token lifetime.
+	Tables map[string]*TableConfig `json:"tables,omitempty"`
+
+	// Leeway is the clock skew tolerated when checking a token's exp and
+	// nbf. Default: 0 (exact).
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// HashConcurrency bounds how many password hashes run at once, so that
+	// a login storm cannot starve guarded traffic. Default: the number of
+	// CPUs.
+	HashConcurrency int `json:"hash_concurrency,omitempty"`
+
+	svc     *handlers.Service
+	poolKey string // set only once the store handle was acquired
+	logger  *zap.Logger
+}
+
+// StorageConfig configures the user store.
+type StorageConfig struct {
+	// Type of store; only "bbolt" so far.
+	Type string `json:"type,omitempty"`
+	// Path of the bbolt file; {env.*} placeholders are allowed. Default:
+	// `{caddy data dir}/xano/auth.db`.
+	Path string `json:"path,omitempty"`
+	// LockTimeout bounds the wait for bbolt's file lock, after which a
+	// second process using the same file fails with a clear error.
+	// Default: 2s.
+	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
+}
+
+// TableConfig is one auth table's policy.
+type TableConfig struct {
+	// Fields users may set at signup besides email and password, in the
+	// order auth/me lists them. Default: ["name"].
+	Fields []string `json:"fields,omitempty"`
+	// Extras are record fields sealed into the token (readable by the
+	// guard's `require` rules without a store lookup). They are
+	// privileged: user input never sets them; new records get Defaults.
+	Extras []string `json:"extras,omitempty"`
+	// Defaults are the values new records get for fields and extras that
+	// the signup did not set.
+	Defaults map[string]string `json:"defaults,omitempty"`
+	// TokenTTL is the access token lifetime. Default: 24h.
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+	// Signup is "open" (default) or "closed" (403 on auth/signup).
+	Signup string `json:"signup,omitempty"`
+	// Password is the password policy. Default: Xano's (8 characters, 1
+	// letter, 1 digit).
+	Password *PasswordPolicy `json:"password,omitempty"`
+}
+
+// PasswordPolicy overrides parts of the default password policy; an
+// omitted field keeps its default.
+type PasswordPolicy struct {
+	// MinLength in characters. Default: 8.
+	MinLength *int `json:"min_length,omitempty"`
+	// MinLetters required. Default: 1.
+	MinLetters *int `json:"min_letters,omitempty"`
+	// MinDigits required. Default: 1.
+	MinDigits *int `json:"min_digits,omitempty"`
+	// MaxLength in bytes, bounding hashing cost. Default: 1024.
+	MaxLength *int `json:"max_length,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "xano",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens the store, loads the keys and builds the shared service.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if len(a.DataSources) == 0 {
+		a.DataSources = []string{DefaultDataSource}
+	}
+	if len(a.Tables) == 0 {
+		a.Tables = map[string]*TableConfig{DefaultTable: {}}
+	}
+	if a.Storage == nil {
+		a.Storage = new(StorageConfig)
+	}
+	if a.Storage.Type == "" {
+		a.Storage.Type = "bbolt"
+	}
+	if err := a.validateConfig(); err != nil {
+		return err
+	}
+	tables := make(map[string]*handlers.Table, len(a.Tables))
+	for name, tc := range a.Tables {
+		tables[name] = tc.build(name)
+	}
+
+	repl := caddy.NewReplacer()
+	st, err := a.openStore(repl)
+	if err != nil {
+		return err
+	}
+	a.svc = &handlers.Service{
+		Store:       st,
+		Hasher:      password.NewHasher(password.DefaultParams, a.HashConcurrency, 0),
+		Logger:      a.logger,
+		Tables:      tables,
+		DataSources: a.DataSources,
+		Leeway:      time.Duration(a.Leeway),
+	}
+	ring, err := a.loadKeys(ctx, repl, st)
+	if err != nil {
+		return err
+	}
+	a.svc.SetKeys(ring)
+	return nil
+}
+
+func (a *App) validateConfig() error {
+	if a.Storage.Type != "bbolt" {
+		return fmt.Errorf("storage type %q is not supported (want bbolt)", a.Storage.Type)
+	}
+	for _, ds := range a.DataSources {
+		if ds == "" || strings.ContainsAny(ds, "/ ") {
+			return fmt.Errorf("invalid data source name %q", ds)
+		}
+	}
+	for name, tc := range a.Tables {
+		if tc == nil {
+			return fmt.Errorf("table %q: empty configuration", name)
+		}
+		if err := tc.validate(name); err != nil {
+			return fmt.Errorf("table %q: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// Validate is a no-op: everything is checked during Provision, which must
+// open the store anyway.
+func (a *App) Validate() error { return nil }
+
+// Start implements caddy.App; the store is already open.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App; the store is released in Cleanup.
+func (a *App) Stop() error { return nil }
+
+// Service returns the state shared by the handlers.
+func (a *App) Service() *handlers.Service { return a.svc }
+
+// Cleanup releases the store handle, if this config acquired one. Caddy
+// calls Cleanup after a failed Provision too, and releasing a handle that
+// another (still running) config holds would close its database.
+func (a *App) Cleanup() error {
+	if a.poolKey == "" {
+		return nil
+	}
+	key := a.poolKey
+	a.poolKey = ""
+	deleted, err := dbPool.Delete(key)
+	if deleted && a.logger != nil {
+		a.logger.Debug("closed user database", zap.String("path", key))
+	}
+	return err
+}
+
+// dbPool shares open bbolt databases across config reloads, keyed by
+// absolute path: Caddy provisions the new config before it cleans up the
+// old one, and bbolt's exclusive file lock would make the new config wait
+// for the old one forever.
+var dbPool = caddy.NewUsagePool()
+
+type pooledDB struct{ *store.Bolt }
+
+func (p pooledDB) Destruct() error { return p.Close() }
+
+func (a *App) openStore(repl *caddy.Replacer) (store.Store, error) {
+	path, err := repl.ReplaceOrErr(a.Storage.Path, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("storage path: %v", err)
+	}
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "xano", "auth.db")
+	}
+	path, err = filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("storage path: %v", err)
+	}
+	wait := time.Duration(a.Storage.LockTimeout)
+	if wait <= 0 {
+		wait = defaultLockWait
+	}
+	val, _, err := dbPool.LoadOrNew(path, func() (caddy.Destructor, error) {
+		db, err := store.OpenBolt(path, wait)
+		if err != nil {
+			return nil, err
+		}
+		return pooledDB{db}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening user database: %w", err)
+	}
+	a.poolKey = path
+	a.logger.Info("user database ready", zap.String("path", path))
+	return val.(pooledDB).Bolt, nil
+}
+
+// persistedKey is how a generated key is kept in the store.
+type persistedKey struct {
+	Key     []byte `json:"key"`
+	Created int64  `json:"created"`
+}
+
+// loadKeys builds the key ring from the configured keys or, without any,
+// from the store, generating and persisting a key the first time.
+func (a *App) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store) (*token.Ring, error) {
+	if len(a.Keys) > 0 {
+		keys := make([][]byte, 0, len(a.Keys))
+		for i, k := range a.Keys {
+			resolved, err := repl.ReplaceOrErr(k, true, true)
+			if err != nil {
+				return nil, fmt.Errorf("key %d: %v", i+1, err)
+			}
+			raw, err := decodeKey(resolved)
+			if err != nil {
+				return nil, fmt.Errorf("key %d: %v", i+1, err)
+			}
+			keys = append(keys, raw)
+		}
+		return token.NewRing(keys...)
+	}
+	val, err := st.MetaGetOrInit(ctx, keysMetaName, func() ([]byte, error) {
+		k, err := token.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		a.logger.Info("generated a new token key")
+		return json.Marshal([]persistedKey{{Key: k, Created: time.Now().Unix()}})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading token keys: %v", err)
+	}
+	var stored []persistedKey
+	if err := json.Unmarshal(val, &stored); err != nil || len(stored) == 0 {
+		return nil, errors.New("loading token keys: stored key ring is unreadable")
+	}
+	keys := make([][]byte, len(stored))
+	for i, k := range stored {
+		keys[i] = k.Key
+	}
+	return token.NewRing(keys...)
+}
+
+// decodeKey accepts 64 hex digits or base64 (standard or URL alphabet, with
+// or without padding) of exactly 32 bytes. Errors never echo the key.
+func decodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if len(s) == 2*token.KeySize {
+		if b, err := hex.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == token.KeySize {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("must be %d bytes, written as %d hex digits or base64", token.KeySize, 2*token.KeySize)
+}
+
+func (tc *TableConfig) validate(name string) error {
+	if name == "" || strings.ContainsAny(name, "/ ") {
+		return fmt.Errorf("invalid table name")
+	}
+	reserved := map[string]bool{"id": true, "created_at": true, "email": true, "password": true}
+	seen := map[string]bool{}
+	for _, f := range append(append([]string{}, tc.Fields...), tc.Extras...) {
+		if f == "" || reserved[f] {
+			return fmt.Errorf("field name %q is reserved or empty", f)
+		}
+		if seen[f] {
+			// A field both user-settable and an extra would let anyone
+			// sign up with a privilege; and a repeat is a typo.
+			return fmt.Errorf("field %q is listed twice (a field cannot be both user-settable and an extra)", f)
+		}
+		seen[f] = true
+	}
+	for f := range tc.Defaults {
+		if !seen[f] && !(len(tc.Fields) == 0 && f == "name") {
+			return fmt.Errorf("default for undeclared field %q", f)
+		}
+	}
+	switch tc.Signup {
+	case "", "open", "closed":
+	default:
+		return fmt.Errorf("signup must be open or closed, not %q", tc.Signup)
+	}
+	if tc.TokenTTL < 0 || (tc.TokenTTL > 0 && time.Duration(tc.TokenTTL) < time.Second) {
+		return fmt.Errorf("token_ttl must be at least 1s")
+	}
+	if p := tc.Password; p != nil {
+		for _, v := range []*int{p.MinLength, p.MinLetters, p.MinDigits, p.MaxLength} {
+			if v != nil && *v < 0 {
+				return fmt.Errorf("password policy values cannot be negative")
+			}
+		}
+	}
+	return nil
+}
+
+// build turns the config into the handlers' table, applying defaults.
+func (tc *TableConfig) build(name string) *handlers.Table {
+	t := &handlers.Table{
+		Name:       name,
+		Fields:     tc.Fields,
+		Extras:     tc.Extras,
+		TokenTTL:   time.Duration(tc.TokenTTL),
+		SignupOpen: tc.Signup != "closed",
+		Policy:     password.DefaultPolicy,
+	}
+	if len(t.Fields) == 0 {
+		t.Fields = []string{"name"}
+	}
+	if t.TokenTTL == 0 {
+		t.TokenTTL = DefaultTokenTTL
+	}
+	if len(tc.Defaults) > 0 {
+		t.Defaults = make(map[string]any, len(tc.Defaults))
+		for k, v := range tc.Defaults {
+			t.Defaults[k] = v
+		}
+	}
+	if p := tc.Password; p != nil {
+		set := func(dst *int, v *int) {
+			if v != nil {
+				*dst = *v
+			}
+		}
+		set(&t.Policy.MinLength, p.MinLength)
+		set(&t.Policy.MinLetters, p.MinLetters)
+		set(&t.Policy.MinDigits, p.MinDigits)
+		set(&t.Policy.MaxLength, p.MaxLength)
+	}
+	return t
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)
