@@ -37,7 +37,7 @@ func endpoint(path string) string {
 		return ""
 	}
 	switch ep := path[i+len("/auth/"):]; ep {
-	case "signup", "login", "me":
+	case "signup", "login", "me", "refresh", "logout", "password":
 		return ep
 	}
 	return ""
@@ -65,6 +65,12 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		e = a.login(w, r)
 	case ep == "me" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		e = a.me(w, r)
+	case ep == "refresh" && r.Method == http.MethodPost:
+		e = a.refresh(w, r)
+	case ep == "logout" && r.Method == http.MethodPost:
+		e = a.logout(w, r)
+	case ep == "password" && r.Method == http.MethodPost:
+		e = a.changePassword(w, r)
 	default:
 		e = errNotLocated
 	}
@@ -76,8 +82,9 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 
 // tokenResponse is the body of a successful signup or login.
 type tokenResponse struct {
-	AuthToken   string `json:"authToken"`
-	AccessToken string `json:"accessToken,omitempty"`
+	AuthToken    string `json:"authToken"`
+	AccessToken  string `json:"accessToken,omitempty"`
+	RefreshToken string `json:"refreshToken,omitempty"`
 }
 
 func (a *Auth) table() *Table { return a.Svc.Tables[a.Table] }
@@ -155,7 +162,7 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
 		return a.fatal(log, "creating user", err)
 	}
 	log.Info("signup", zap.Int64("user_id", u.ID), zap.String("ds", ds))
-	return a.sendToken(w, log, t, ds, u)
+	return a.sendToken(w, r, log, t, ds, u)
 }
 
 func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
@@ -213,7 +220,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 		a.upgradeHash(r, log, realm, u, pw)
 	}
 	log.Info("login", zap.Int64("user_id", u.ID), zap.String("ds", ds))
-	return a.sendToken(w, log, t, ds, u)
+	return a.sendToken(w, r, log, t, ds, u)
 }
 
 // upgradeHash replaces an imported (bcrypt) or outdated hash after a
@@ -266,17 +273,12 @@ func (a *Auth) me(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
-func (a *Auth) sendToken(w http.ResponseWriter, log *zap.Logger, t *Table, ds string, u *store.User) *Error {
-	tok, err := a.Svc.mint(t, ds, u)
+func (a *Auth) sendToken(w http.ResponseWriter, r *http.Request, log *zap.Logger, t *Table, ds string, u *store.User) *Error {
+	p, err := a.Svc.startSession(r.Context(), t, ds, u)
 	if err != nil {
-		return a.fatal(log, "minting token", err)
+		return a.fatal(log, "starting session", err)
 	}
-	resp := tokenResponse{AuthToken: tok}
-	if a.MirrorAccessToken {
-		resp.AccessToken = tok
-	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return a.sendPair(w, p)
 }
 
 func (a *Auth) hashFailure(log *zap.Logger, err error) *Error {

@@ -6,8 +6,6 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -46,6 +44,12 @@ type Table struct {
 	TokenTTL   time.Duration
 	SignupOpen bool
 	Policy     password.Policy
+	// RefreshTTL turns refresh tokens on (0: off, as on Xano); each
+	// refresh extends the session by this much.
+	RefreshTTL time.Duration
+	// RefreshGrace is how long a spent refresh token still returns the
+	// pair it was exchanged for, instead of counting as reuse.
+	RefreshGrace time.Duration
 }
 
 // Service is the state every handler shares: the store, the key ring, the
@@ -63,7 +67,8 @@ type Service struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	keys atomic.Pointer[token.Ring]
+	keys     atomic.Pointer[token.Ring]
+	sessions sessions
 }
 
 // SetKeys installs the key ring; the newest key signs from then on.
@@ -93,26 +98,6 @@ func (s *Service) dataSource(r *http.Request) (string, *Error) {
 		}
 	}
 	return "", inputError("", MsgUnknownDataSource)
-}
-
-// mint issues an access token for u in table t of data source ds.
-func (s *Service) mint(t *Table, ds string, u *store.User) (string, error) {
-	sid := make([]byte, 16)
-	if _, err := rand.Read(sid); err != nil {
-		return "", err
-	}
-	now := s.now().Unix()
-	c := token.Claims{
-		ID:        u.ID,
-		Table:     t.Name,
-		DS:        ds,
-		Extras:    extrasOf(t, u),
-		SID:       hex.EncodeToString(sid),
-		IssuedAt:  now,
-		NotBefore: now,
-		Expiry:    now + int64(t.TokenTTL/time.Second),
-	}
-	return s.Keys().Mint(c)
 }
 
 func extrasOf(t *Table, u *store.User) map[string]any {
@@ -146,6 +131,11 @@ func (s *Service) authenticate(r *http.Request, cookies []string, tables []strin
 		if errors.Is(err, token.ErrExpired) {
 			return nil, unauthorized(MsgTokenExpired)
 		}
+		return nil, unauthorized(MsgInvalidToken)
+	}
+	// Revocation is checked on every request, after any cache: logout
+	// must take effect on the very next request.
+	if s.Store.IsRevoked(c.SID) {
 		return nil, unauthorized(MsgInvalidToken)
 	}
 	if c.DS != ds {

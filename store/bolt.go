@@ -68,6 +68,10 @@ const batchDelay = 2 * time.Millisecond
 type Bolt struct {
 	db   *bolt.DB
 	path string
+	// revoked mirrors the revoked bucket in memory (sid → unix time after
+	// which the entry is useless), so that the guard's per-request check
+	// is a map lookup, never a transaction.
+	revoked revokedSet
 }
 
 // Interface guard: Bolt must keep satisfying Store.
@@ -106,17 +110,27 @@ func OpenBolt(path string, lockTimeout time.Duration) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening database %s: %w", path, err)
 	}
-	// Creating meta up front lets the meta methods assume it exists.
+	// Creating the global buckets up front lets the methods assume they
+	// exist.
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketMeta)
-		return err
+		for _, name := range [][]byte{bucketMeta, bucketSessions, bucketRefresh, bucketUserSessions, bucketRevoked} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("initialising database %s: %w", path, err)
 	}
 	db.MaxBatchDelay = batchDelay
-	return &Bolt{db: db, path: path}, nil
+	b := &Bolt{db: db, path: path}
+	if err := b.loadRevoked(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("loading revocations from %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // Path returns the database file's path, for log messages and for sharing

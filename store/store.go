@@ -76,8 +76,13 @@ type Store interface {
 	MetaGetOrInit(ctx context.Context, name string, init func() ([]byte, error)) ([]byte, error)
 	// MetaPut overwrites a meta value.
 	MetaPut(ctx context.Context, name string, value []byte) error
+	// MetaUpdate replaces the value under name with fn(old) atomically
+	// (old is nil when absent).
+	MetaUpdate(ctx context.Context, name string, fn func(old []byte) ([]byte, error)) ([]byte, error)
 	// CountUsers returns the number of users in realm.
 	CountUsers(ctx context.Context, realm Realm) (int, error)
 	// Close releases the store (and, for Bolt, its file lock).
 	Close() error
+
+	Sessions
 }

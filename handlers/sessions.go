@@ -1,0 +1,378 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xanoauth/caddy-xanoauth/password"
+	"github.com/xanoauth/caddy-xanoauth/store"
+	"github.com/xanoauth/caddy-xanoauth/token"
+)
+
+// Session messages (our decisions; documented in the README).
+const (
+	MsgInvalidRefresh = "Invalid refresh token."
+	MsgRefreshExpired = "Refresh token has expired."
+)
+
+// refreshTokenLen is the length of an encoded refresh token: 32 random
+// bytes in unpadded base64url.
+const refreshTokenLen = 43
+
+// DefaultRefreshGrace is how long a spent refresh token may come back (a
+// second tab refreshing at the same moment) before it counts as reuse.
+const DefaultRefreshGrace = 10 * time.Second
+
+// tokenPair is what signup, login and refresh hand out.
+type tokenPair struct {
+	Access  string
+	Refresh string
+}
+
+// sessions holds the per-service state of refresh handling: the results of
+// recent refreshes, so that a concurrent refresh with the same token gets
+// the same pair, and locks that serialise refreshes of one token.
+type sessions struct {
+	locks [64]sync.Mutex
+	mu    sync.Mutex
+	grace map[string]graceEntry
+}
+
+type graceEntry struct {
+	pair  tokenPair
+	until time.Time
+}
+
+func (ss *sessions) lock(hash []byte) *sync.Mutex { return &ss.locks[hash[0]%64] }
+
+func (ss *sessions) recent(hash []byte, now time.Time) (tokenPair, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	e, ok := ss.grace[string(hash)]
+	if !ok || now.After(e.until) {
+		return tokenPair{}, false
+	}
+	return e.pair, true
+}
+
+func (ss *sessions) remember(hash []byte, p tokenPair, until, now time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.grace == nil {
+		ss.grace = map[string]graceEntry{}
+	}
+	for k, e := range ss.grace { // entries live seconds; the map stays small
+		if now.After(e.until) {
+			delete(ss.grace, k)
+		}
+	}
+	ss.grace[string(hash)] = graceEntry{p, until}
+}
+
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func hashRefresh(raw string) []byte {
+	h := sha256.Sum256([]byte(raw))
+	return h[:]
+}
+
+// wellFormedRefresh rejects anything that cannot be one of our refresh
+// tokens before it costs a store read.
+func wellFormedRefresh(raw string) bool {
+	if len(raw) != refreshTokenLen {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(raw)
+	return err == nil
+}
+
+// mintAccess issues an access token of session sid for u.
+func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now time.Time) (string, int64, error) {
+	exp := now.Unix() + int64(t.TokenTTL/time.Second)
+	tok, err := s.Keys().Mint(token.Claims{
+		ID: u.ID, Table: t.Name, DS: ds, Extras: extrasOf(t, u), SID: sid,
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
+	})
+	return tok, exp, err
+}
+
+// startSession records a new session for u and issues its tokens: an
+// access token always, a refresh token when the table has refresh on.
+func (s *Service) startSession(ctx context.Context, t *Table, ds string, u *store.User) (tokenPair, error) {
+	var p tokenPair
+	sidBytes := make([]byte, 16)
+	if _, err := rand.Read(sidBytes); err != nil {
+		return p, err
+	}
+	sid := hex.EncodeToString(sidBytes)
+	now := s.now()
+	access, exp, err := s.mintAccess(t, ds, u, sid, now)
+	if err != nil {
+		return p, err
+	}
+	sess := &store.Session{SID: sid, Realm: store.Realm{DataSource: ds, Table: t.Name}, UserID: u.ID, Created: now.Unix(), AccessExp: exp}
+	var rt *store.RefreshToken
+	if t.RefreshTTL > 0 {
+		if p.Refresh, err = randomToken(32); err != nil {
+			return p, err
+		}
+		sess.RefreshExp = now.Add(t.RefreshTTL).Unix()
+		rt = &store.RefreshToken{Hash: hashRefresh(p.Refresh), SID: sid, Expires: sess.RefreshExp}
+	}
+	if err := s.Store.CreateSession(ctx, sess, rt); err != nil {
+		return tokenPair{}, err
+	}
+	p.Access = access
+	return p, nil
+}
+
+// refresh exchanges a refresh token for a new pair. The old token is spent;
+// presenting it again within the grace window returns the same new pair
+// (two tabs refreshing at once), later it revokes the whole session.
+func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
+	t := a.table()
+	if t.RefreshTTL <= 0 {
+		return errNotLocated // refresh is off for this table, as on Xano
+	}
+	log := a.Svc.Logger.With(zap.String("endpoint", "refresh"), zap.String("table", t.Name))
+	ds, e := a.Svc.dataSource(r)
+	if e != nil {
+		return e
+	}
+	in, e := ParseInput(w, r, a.MaxBody)
+	if e != nil {
+		return e
+	}
+	raw, e := in.RequiredText("refreshToken")
+	if e != nil {
+		return e
+	}
+	if !wellFormedRefresh(raw) {
+		return unauthorized(MsgInvalidRefresh)
+	}
+	hash := hashRefresh(raw)
+	mu := a.Svc.sessions.lock(hash)
+	mu.Lock()
+	defer mu.Unlock()
+
+	now := a.Svc.now()
+	if p, ok := a.Svc.sessions.recent(hash, now); ok {
+		return a.sendPair(w, p)
+	}
+	rt, err := a.Svc.Store.RefreshTokenByHash(r.Context(), hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return unauthorized(MsgInvalidRefresh)
+	}
+	if err != nil {
+		return a.fatal(log, "reading refresh token", err)
+	}
+	sess, err := a.Svc.Store.SessionBySID(r.Context(), rt.SID)
+	if errors.Is(err, store.ErrNotFound) {
+		return unauthorized(MsgInvalidRefresh)
+	}
+	if err != nil {
+		return a.fatal(log, "reading session", err)
+	}
+	if sess.Realm.DataSource != ds {
+		return unauthorized(MsgOtherDataSource)
+	}
+	if sess.Realm.Table != t.Name {
+		return unauthorized(MsgInvalidRefresh)
+	}
+	u, err := a.Svc.Store.UserByID(r.Context(), sess.Realm, sess.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return unauthorized(MsgInvalidRefresh)
+	}
+	if err != nil {
+		return a.fatal(log, "reading user", err)
+	}
+
+	var p tokenPair
+	access, exp, err := a.Svc.mintAccess(t, ds, u, sess.SID, now)
+	if err != nil {
+		return a.fatal(log, "minting token", err)
+	}
+	if p.Refresh, err = randomToken(32); err != nil {
+		return a.fatal(log, "generating refresh token", err)
+	}
+	p.Access = access
+	next := &store.RefreshToken{Hash: hashRefresh(p.Refresh), Expires: now.Add(t.RefreshTTL).Unix()}
+	_, err = a.Svc.Store.RotateRefresh(r.Context(), hash, next, exp, now, t.RefreshGrace)
+	switch {
+	case err == nil:
+		a.Svc.sessions.remember(hash, p, now.Add(t.RefreshGrace), now)
+		log.Info("refresh", zap.Int64("user_id", u.ID))
+		return a.sendPair(w, p)
+	case errors.Is(err, store.ErrRefreshReused):
+		log.Warn("spent refresh token presented again; session revoked", zap.Int64("user_id", u.ID))
+		return unauthorized(MsgInvalidRefresh)
+	case errors.Is(err, store.ErrExpired):
+		return unauthorized(MsgRefreshExpired)
+	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRefreshInGrace):
+		// In grace but with no remembered pair (the process restarted in
+		// between): refuse this one without punishing the session.
+		return unauthorized(MsgInvalidRefresh)
+	default:
+		return a.fatal(log, "rotating refresh token", err)
+	}
+}
+
+// logout revokes the session of the presented access token and/or refresh
+// token; with all=true, every session of the user.
+func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
+	t := a.table()
+	log := a.Svc.Logger.With(zap.String("endpoint", "logout"), zap.String("table", t.Name))
+	c, e := a.Svc.authenticate(r, nil, []string{t.Name})
+	if e != nil {
+		return e
+	}
+	in, e := ParseInput(w, r, a.MaxBody)
+	if e != nil {
+		return e
+	}
+	rawRefresh, hasRefresh, e := in.Text("refreshToken")
+	if e != nil {
+		return e
+	}
+	hasRefresh = hasRefresh && rawRefresh != ""
+	if c == nil && !hasRefresh {
+		return unauthorized(MsgAuthRequired)
+	}
+	all, _, _ := in.Text("all")
+	everywhere := all == "true" || all == "1"
+
+	type target struct {
+		realm  store.Realm
+		userID int64
+		sid    string
+		until  int64
+	}
+	var targets []target
+	if c != nil {
+		targets = append(targets, target{store.Realm{DataSource: c.DS, Table: c.Table}, c.ID, c.SID, c.Expiry})
+	}
+	if hasRefresh {
+		var rt *store.RefreshToken
+		var err error
+		if wellFormedRefresh(rawRefresh) {
+			rt, err = a.Svc.Store.RefreshTokenByHash(r.Context(), hashRefresh(rawRefresh))
+		} else {
+			err = store.ErrNotFound
+		}
+		var sess *store.Session
+		if err == nil {
+			sess, err = a.Svc.Store.SessionBySID(r.Context(), rt.SID)
+		}
+		switch {
+		case err == nil && sess.Realm.Table == t.Name:
+			targets = append(targets, target{sess.Realm, sess.UserID, sess.SID, sess.AccessExp})
+		case err == nil || errors.Is(err, store.ErrNotFound):
+			if c == nil {
+				return unauthorized(MsgInvalidRefresh)
+			}
+		default:
+			return a.fatal(log, "reading refresh token", err)
+		}
+	}
+	for _, tg := range targets {
+		var err error
+		if everywhere {
+			_, err = a.Svc.Store.RevokeUserSessions(r.Context(), tg.realm, tg.userID, "")
+		} else {
+			err = a.Svc.Store.RevokeSession(r.Context(), tg.sid, tg.until)
+		}
+		if err != nil {
+			return a.fatal(log, "revoking session", err)
+		}
+		log.Info("logout", zap.Int64("user_id", tg.userID), zap.Bool("all", everywhere))
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+// changePassword checks the old password, sets the new one and revokes
+// every other session of the user; the calling session stays valid.
+func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
+	t := a.table()
+	log := a.Svc.Logger.With(zap.String("endpoint", "password"), zap.String("table", t.Name))
+	c, e := a.Svc.authenticate(r, nil, []string{t.Name})
+	if e != nil {
+		return e
+	}
+	if c == nil {
+		return unauthorized(MsgAuthRequired)
+	}
+	in, e := ParseInput(w, r, a.MaxBody)
+	if e != nil {
+		return e
+	}
+	oldPw, e := in.RequiredText("old_password")
+	if e != nil {
+		return e
+	}
+	newPw, e := in.RequiredText("new_password")
+	if e != nil {
+		return e
+	}
+	if err := t.Policy.Check(newPw); err != nil {
+		return inputError("new_password", err.Error())
+	}
+	realm := store.Realm{DataSource: c.DS, Table: c.Table}
+	u, err := a.Svc.Store.UserByID(r.Context(), realm, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return unauthorized(MsgInvalidToken)
+	}
+	if err != nil {
+		return a.fatal(log, "reading user", err)
+	}
+	ok, _, err := a.Svc.Hasher.Verify(r.Context(), u.PasswordHash, oldPw)
+	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
+		return a.hashFailure(log, err)
+	}
+	if !ok {
+		log.Info("password change refused", zap.Int64("user_id", u.ID))
+		return accessDenied(MsgInvalidCredentials)
+	}
+	hash, err := a.Svc.Hasher.Hash(r.Context(), newPw)
+	if err != nil {
+		return a.hashFailure(log, err)
+	}
+	err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
+		s.PasswordHash = hash
+		return nil
+	})
+	if err != nil {
+		return a.fatal(log, "saving password", err)
+	}
+	n, err := a.Svc.Store.RevokeUserSessions(r.Context(), realm, u.ID, c.SID)
+	if err != nil {
+		return a.fatal(log, "revoking sessions", err)
+	}
+	log.Info("password changed", zap.Int64("user_id", u.ID), zap.Int("sessions_revoked", n))
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (a *Auth) sendPair(w http.ResponseWriter, p tokenPair) *Error {
+	resp := tokenResponse{AuthToken: p.Access, RefreshToken: p.Refresh}
+	if a.MirrorAccessToken {
+		resp.AccessToken = p.Access
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}

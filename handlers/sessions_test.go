@@ -1,0 +1,243 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xanoauth/caddy-xanoauth/store"
+)
+
+// countingStore counts the session writes a request causes.
+type countingStore struct {
+	store.Store
+	rotations, reads atomic.Int64
+}
+
+func (c *countingStore) RotateRefresh(ctx context.Context, h []byte, n *store.RefreshToken, e int64, now time.Time, g time.Duration) (*store.Session, error) {
+	c.rotations.Add(1)
+	return c.Store.RotateRefresh(ctx, h, n, e, now, g)
+}
+
+func (c *countingStore) RefreshTokenByHash(ctx context.Context, h []byte) (*store.RefreshToken, error) {
+	c.reads.Add(1)
+	return c.Store.RefreshTokenByHash(ctx, h)
+}
+
+func refreshFixture(t *testing.T) *fixture {
+	f := newFixture(t)
+	f.svc.Tables["user"].RefreshTTL = 24 * time.Hour
+	f.svc.Tables["user"].RefreshGrace = 5 * time.Second
+	return f
+}
+
+func (f *fixture) login(t *testing.T, email, pw string) (access, refresh string) {
+	t.Helper()
+	resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/login", map[string]any{"email": email, "password": pw}))
+	if resp.Status != 200 {
+		t.Fatalf("login: %d %s", resp.Status, resp.Body)
+	}
+	b := resp.json(t)
+	r, _ := b["refreshToken"].(string)
+	return b["authToken"].(string), r
+}
+
+func (f *fixture) refresh(t *testing.T, rt string) response {
+	t.Helper()
+	resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/refresh", map[string]any{"refreshToken": rt}))
+	return resp
+}
+
+func (f *fixture) me(t *testing.T, access string) int {
+	t.Helper()
+	r := httptest.NewRequest("GET", "/api:x/auth/me", nil)
+	r.Header.Set("Authorization", "Bearer "+access)
+	resp, _ := serve(t, f.auth("user"), r)
+	return resp.Status
+}
+
+func (f *fixture) guarded(t *testing.T, access string) int {
+	t.Helper()
+	g := &Guard{Svc: f.svc, Tables: []string{"user"}}
+	if err := g.Init(); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/members/", nil)
+	r.Header.Set("Authorization", "Bearer "+access)
+	resp, _ := serve(t, g, r)
+	return resp.Status
+}
+
+func TestRefreshOffByDefault(t *testing.T) {
+	f := newFixture(t)
+	f.signup(t, "off@example.com", "secret123")
+	access, refresh := f.login(t, "off@example.com", "secret123")
+	if access == "" || refresh != "" {
+		t.Fatalf("refresh token issued with refresh off: %q", refresh)
+	}
+	resp := f.refresh(t, "x")
+	wantError(t, resp, 404, CodeNotFound, MsgNotLocated, "")
+}
+
+func TestRefreshRotationGraceAndReuse(t *testing.T) {
+	f := refreshFixture(t)
+	resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "rot@example.com", "password": "secret123"}))
+	if resp.json(t)["refreshToken"] == nil {
+		t.Fatalf("signup without refreshToken: %s", resp.Body)
+	}
+	access1, rt1 := f.login(t, "rot@example.com", "secret123")
+
+	f.clock = f.clock.Add(time.Minute)
+	r := f.refresh(t, rt1)
+	if r.Status != 200 {
+		t.Fatalf("refresh: %d %s", r.Status, r.Body)
+	}
+	access2, rt2 := r.json(t)["authToken"].(string), r.json(t)["refreshToken"].(string)
+	if access2 == access1 || rt2 == rt1 || rt2 == "" {
+		t.Fatal("refresh did not rotate")
+	}
+	// a second tab within the grace window gets the very same pair
+	f.clock = f.clock.Add(4 * time.Second)
+	again := f.refresh(t, rt1)
+	if again.Status != 200 || again.json(t)["refreshToken"] != rt2 || again.json(t)["authToken"] != access2 {
+		t.Fatalf("grace refresh: %d %s", again.Status, again.Body)
+	}
+	if f.me(t, access2) != 200 || f.me(t, access1) != 200 {
+		t.Fatal("tokens of the live session refused")
+	}
+	// after the window the spent token is reuse: the whole family dies
+	f.clock = f.clock.Add(2 * time.Second)
+	wantError(t, f.refresh(t, rt1), 401, CodeUnauthorized, MsgInvalidRefresh, "")
+	for _, tok := range []string{access1, access2} {
+		if f.me(t, tok) != 401 || f.guarded(t, tok) != 401 {
+			t.Fatal("access token of a revoked family still works")
+		}
+	}
+	wantError(t, f.refresh(t, rt2), 401, CodeUnauthorized, MsgInvalidRefresh, "")
+}
+
+func TestConcurrentRefreshSamePair(t *testing.T) {
+	f := refreshFixture(t)
+	f.signup(t, "tabs@example.com", "secret123")
+	_, rt := f.login(t, "tabs@example.com", "secret123")
+	var wg sync.WaitGroup
+	results := make([]response, 8)
+	for i := range results {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			w := httptest.NewRecorder()
+			r, _ := withReplacer(jsonReq("POST", "/api:x/auth/refresh", map[string]any{"refreshToken": rt}))
+			_ = f.auth("user").ServeHTTP(w, r, &nextRecorder{})
+			results[i] = response{Status: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
+		}(i)
+	}
+	wg.Wait()
+	first := results[0].json(t)["refreshToken"]
+	for _, r := range results {
+		if r.Status != 200 || r.json(t)["refreshToken"] != first {
+			t.Fatalf("tabs got different answers: %d %s vs %v", r.Status, r.Body, first)
+		}
+	}
+}
+
+func TestRefreshGarbageAndExpiry(t *testing.T) {
+	f := refreshFixture(t)
+	cs := &countingStore{Store: f.svc.Store}
+	f.svc.Store = cs
+	for _, junk := range []string{"short", "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
+		wantError(t, f.refresh(t, junk), 401, CodeUnauthorized, MsgInvalidRefresh, "")
+	}
+	if cs.rotations.Load() != 0 || cs.reads.Load() != 1 {
+		t.Fatalf("garbage caused %d rotations, %d reads (want 0 and 1: only the well-formed one is looked up)", cs.rotations.Load(), cs.reads.Load())
+	}
+	wantError(t, f.refresh(t, ""), 400, CodeInputError, "Missing param: refreshToken", "refreshToken")
+
+	f.signup(t, "exp@example.com", "secret123")
+	_, rt := f.login(t, "exp@example.com", "secret123")
+	f.clock = f.clock.Add(24*time.Hour + time.Second)
+	wantError(t, f.refresh(t, rt), 401, CodeUnauthorized, MsgRefreshExpired, "")
+}
+
+func TestLogout(t *testing.T) {
+	f := refreshFixture(t)
+	f.signup(t, "out@example.com", "secret123")
+	a1, r1 := f.login(t, "out@example.com", "secret123")
+	a2, r2 := f.login(t, "out@example.com", "secret123")
+
+	req := jsonReq("POST", "/api:x/auth/logout", map[string]any{})
+	req.Header.Set("Authorization", "Bearer "+a1)
+	resp, _ := serve(t, f.auth("user"), req)
+	if resp.Status != 200 || string(resp.Body) != "{}" {
+		t.Fatalf("logout: %d %s", resp.Status, resp.Body)
+	}
+	if f.me(t, a1) != 401 || f.guarded(t, a1) != 401 {
+		t.Fatal("logged-out token still works")
+	}
+	wantError(t, f.refresh(t, r1), 401, CodeUnauthorized, MsgInvalidRefresh, "")
+	if f.me(t, a2) != 200 {
+		t.Fatal("logout ended another session")
+	}
+
+	// log out everywhere with only a refresh token
+	a3, _ := f.login(t, "out@example.com", "secret123")
+	resp, _ = serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/logout", map[string]any{"refreshToken": r2, "all": true}))
+	if resp.Status != 200 {
+		t.Fatalf("logout all: %d %s", resp.Status, resp.Body)
+	}
+	if f.me(t, a2) != 401 || f.me(t, a3) != 401 {
+		t.Fatal("logout all left a session alive")
+	}
+	resp, _ = serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/logout", map[string]any{}))
+	wantError(t, resp, 401, CodeUnauthorized, MsgAuthRequired, "")
+}
+
+func TestChangePassword(t *testing.T) {
+	f := refreshFixture(t)
+	f.signup(t, "pw@example.com", "secret123")
+	mine, _ := f.login(t, "pw@example.com", "secret123")
+	other, otherRT := f.login(t, "pw@example.com", "secret123")
+
+	change := func(body map[string]any, tok string) response {
+		r := jsonReq("POST", "/api:x/auth/password", body)
+		if tok != "" {
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, _ := serve(t, f.auth("user"), r)
+		return resp
+	}
+	wantError(t, change(map[string]any{"old_password": "secret123", "new_password": "n3w"}, ""), 401, CodeUnauthorized, MsgAuthRequired, "")
+	wantError(t, change(map[string]any{"old_password": "wrong1234", "new_password": "newsecret1"}, mine), 403, CodeAccessDenied, MsgInvalidCredentials, "")
+	wantError(t, change(map[string]any{"old_password": "secret123", "new_password": "short1"}, mine), 400, CodeInputError, "Input does not meet minimum length requirement of 8 characters", "new_password")
+	wantError(t, change(map[string]any{"old_password": "secret123"}, mine), 400, CodeInputError, "Missing param: new_password", "new_password")
+	if f.me(t, other) != 200 {
+		t.Fatal("failed changes revoked sessions")
+	}
+	if r := change(map[string]any{"old_password": "secret123", "new_password": "newsecret1"}, mine); r.Status != 200 {
+		t.Fatalf("change: %d %s", r.Status, r.Body)
+	}
+	if f.me(t, mine) != 200 {
+		t.Fatal("the changing session was revoked")
+	}
+	if f.me(t, other) != 401 || f.refresh(t, otherRT).Status != 401 {
+		t.Fatal("other session survived a password change")
+	}
+	resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/login", map[string]any{"email": "pw@example.com", "password": "secret123"}))
+	wantError(t, resp, 403, CodeAccessDenied, MsgInvalidCredentials, "")
+	f.login(t, "pw@example.com", "newsecret1")
+}
+
+func TestSessionEndpointsWrongMethod(t *testing.T) {
+	f := refreshFixture(t)
+	for _, p := range []string{"/api:x/auth/refresh", "/api:x/auth/logout", "/api:x/auth/password"} {
+		resp, next := serve(t, f.auth("user"), httptest.NewRequest(http.MethodGet, p, nil))
+		if next.called {
+			t.Fatalf("%s passed on", p)
+		}
+		wantError(t, resp, 404, CodeNotFound, MsgNotLocated, "")
+	}
+}

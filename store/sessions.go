@@ -1,0 +1,471 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Sessions layout (global buckets, next to meta):
+//
+//	sessions        sid → JSON Session
+//	user_sessions   realm key + 0x00 + 8-byte user id + sid → empty (index for "log out everywhere")
+//	refresh         SHA-256 of a refresh token → JSON RefreshToken (raw tokens are never stored)
+//	revoked         sid → 8-byte unix time until which the revocation matters
+var (
+	bucketSessions     = []byte("sessions")
+	bucketUserSessions = []byte("user_sessions")
+	bucketRefresh      = []byte("refresh")
+	bucketRevoked      = []byte("revoked")
+)
+
+// Session is one login: the sid sealed in its access tokens, and the family
+// of refresh tokens that continue it.
+type Session struct {
+	SID    string `json:"sid"`
+	Realm  Realm  `json:"realm"`
+	UserID int64  `json:"user_id"`
+	// Created is in unix seconds.
+	Created int64 `json:"created"`
+	// AccessExp is the exp of the newest access token of the session: a
+	// revocation has to be remembered until then.
+	AccessExp int64 `json:"access_exp"`
+	// RefreshExp is the expiry of the newest refresh token (0: none).
+	RefreshExp int64 `json:"refresh_exp,omitempty"`
+	Revoked    bool  `json:"revoked,omitempty"`
+}
+
+// RefreshToken is a stored refresh token, known only by its hash.
+type RefreshToken struct {
+	Hash []byte `json:"-"`
+	SID  string `json:"sid"`
+	// Expires is in unix seconds.
+	Expires int64 `json:"expires"`
+	// SpentAt is when the token was exchanged, in unix ms (0: unspent).
+	SpentAt int64 `json:"spent_at,omitempty"`
+}
+
+// Refresh outcomes other than success.
+var (
+	ErrRevoked = errors.New("session revoked")
+	ErrExpired = errors.New("expired")
+	// ErrRefreshInGrace means the token was spent moments ago (within
+	// the grace window): a concurrent refresh, not an attack.
+	ErrRefreshInGrace = errors.New("refresh token spent within the grace window")
+	// ErrRefreshReused means a spent token came back after the grace
+	// window: the whole session has been revoked.
+	ErrRefreshReused = errors.New("refresh token reused; session revoked")
+)
+
+// Sessions is the session part of Store.
+type Sessions interface {
+	// CreateSession stores s and, unless rt is nil, its first refresh
+	// token, durably.
+	CreateSession(ctx context.Context, s *Session, rt *RefreshToken) error
+	// SessionBySID returns the session, or ErrNotFound.
+	SessionBySID(ctx context.Context, sid string) (*Session, error)
+	// RefreshTokenByHash returns the stored token, or ErrNotFound.
+	RefreshTokenByHash(ctx context.Context, hash []byte) (*RefreshToken, error)
+	// RotateRefresh spends the token with oldHash and stores next in its
+	// place, in one transaction, extending the session to accessExp. It
+	// returns ErrNotFound, ErrExpired, ErrRevoked, ErrRefreshInGrace
+	// (spent less than grace ago; nothing changes) or ErrRefreshReused
+	// (spent earlier: the session is now revoked).
+	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, accessExp int64, now time.Time, grace time.Duration) (*Session, error)
+	// RevokeSession revokes one session; revoking twice is not an error.
+	// The revocation is kept at least until `until` (unix seconds, the
+	// exp of the token that asked), also for a sid with no stored session.
+	RevokeSession(ctx context.Context, sid string, until int64) error
+	// RevokeUserSessions revokes every session of the user except
+	// exceptSID (which may be empty) and returns how many it revoked.
+	RevokeUserSessions(ctx context.Context, realm Realm, userID int64, exceptSID string) (int, error)
+	// IsRevoked reports whether sid was revoked. It is answered from
+	// memory: it is on the guard's per-request path.
+	IsRevoked(sid string) bool
+	// Prune deletes what has expired by now: spent or expired refresh
+	// tokens, sessions whose tokens have all expired, and revocations
+	// that no live token could need.
+	Prune(ctx context.Context, now time.Time) (int, error)
+}
+
+// revokedSet is the in-memory mirror of the revoked bucket.
+type revokedSet struct {
+	mu  sync.RWMutex
+	sid map[string]int64
+}
+
+func (r *revokedSet) has(sid string) bool {
+	r.mu.RLock()
+	_, ok := r.sid[sid]
+	r.mu.RUnlock()
+	return ok
+}
+
+func (r *revokedSet) add(sid string, until int64) {
+	r.mu.Lock()
+	if r.sid == nil {
+		r.sid = map[string]int64{}
+	}
+	r.sid[sid] = until
+	r.mu.Unlock()
+}
+
+func (r *revokedSet) drop(sids []string) {
+	r.mu.Lock()
+	for _, s := range sids {
+		delete(r.sid, s)
+	}
+	r.mu.Unlock()
+}
+
+func (b *Bolt) loadRevoked() error {
+	m := map[string]int64{}
+	err := b.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRevoked).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				m[string(k)] = int64(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+	b.revoked.mu.Lock()
+	b.revoked.sid = m
+	b.revoked.mu.Unlock()
+	return err
+}
+
+func userSessionKey(realm Realm, userID int64, sid string) []byte {
+	k := append(realmKey(realm), 0)
+	k = append(k, idKey(userID)...)
+	return append(k, sid...)
+}
+
+func userSessionPrefix(realm Realm, userID int64) []byte {
+	return append(append(realmKey(realm), 0), idKey(userID)...)
+}
+
+func putJSON(bk *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return bk.Put(key, data)
+}
+
+func getSession(tx *bolt.Tx, sid string) (*Session, error) {
+	data := tx.Bucket(bucketSessions).Get([]byte(sid))
+	if data == nil {
+		return nil, nil
+	}
+	var s Session
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decoding session: %w", err)
+	}
+	return &s, nil
+}
+
+// CreateSession implements Sessions. Like CreateUser it runs in db.Batch:
+// every login writes a session, and concurrent logins share one fsync.
+func (b *Bolt) CreateSession(ctx context.Context, s *Session, rt *RefreshToken) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.SID == "" {
+		return errors.New("creating session: empty sid")
+	}
+	err := b.db.Batch(func(tx *bolt.Tx) error {
+		if err := putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUserSessions).Put(userSessionKey(s.Realm, s.UserID, s.SID), nil); err != nil {
+			return err
+		}
+		if rt != nil {
+			return putJSON(tx.Bucket(bucketRefresh), rt.Hash, rt)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("creating session: %w", err)
+	}
+	return nil
+}
+
+// SessionBySID implements Sessions.
+func (b *Bolt) SessionBySID(ctx context.Context, sid string) (*Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var s *Session
+	err := b.db.View(func(tx *bolt.Tx) (err error) {
+		s, err = getSession(tx, sid)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
+// RefreshTokenByHash implements Sessions.
+func (b *Bolt) RefreshTokenByHash(ctx context.Context, hash []byte) (*RefreshToken, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var rt *RefreshToken
+	err := b.db.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket(bucketRefresh).Get(hash)
+		if data == nil {
+			return nil
+		}
+		rt = &RefreshToken{Hash: bytes.Clone(hash)}
+		return json.Unmarshal(data, rt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading refresh token: %w", err)
+	}
+	if rt == nil {
+		return nil, ErrNotFound
+	}
+	return rt, nil
+}
+
+// revokeInTx marks s revoked and records it in the revoked bucket; the
+// caller updates the memory set after the commit.
+func revokeInTx(tx *bolt.Tx, s *Session) error {
+	s.Revoked = true
+	if err := putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketRevoked).Put([]byte(s.SID), idKey(s.AccessExp))
+}
+
+// RotateRefresh implements Sessions.
+func (b *Bolt) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, accessExp int64, now time.Time, grace time.Duration) (*Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var (
+		sess    *Session
+		outcome error // committed, but not a success
+	)
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		refresh := tx.Bucket(bucketRefresh)
+		data := refresh.Get(oldHash)
+		if data == nil {
+			return ErrNotFound
+		}
+		var old RefreshToken
+		if err := json.Unmarshal(data, &old); err != nil {
+			return fmt.Errorf("decoding refresh token: %w", err)
+		}
+		s, err := getSession(tx, old.SID)
+		if err != nil {
+			return err
+		}
+		if s == nil || s.Revoked {
+			return ErrRevoked
+		}
+		if old.Expires <= now.Unix() {
+			return ErrExpired
+		}
+		if old.SpentAt != 0 {
+			if now.UnixMilli()-old.SpentAt <= grace.Milliseconds() {
+				return ErrRefreshInGrace
+			}
+			// A spent token came back: whoever holds it stole it, or was
+			// stolen from. Either way the family ends here.
+			sess, outcome = s, ErrRefreshReused
+			return revokeInTx(tx, s)
+		}
+		old.SpentAt = now.UnixMilli()
+		if err := putJSON(refresh, oldHash, old); err != nil {
+			return err
+		}
+		next.SID = s.SID
+		if err := putJSON(refresh, next.Hash, next); err != nil {
+			return err
+		}
+		if accessExp > s.AccessExp {
+			s.AccessExp = accessExp
+		}
+		s.RefreshExp = next.Expires
+		sess = s
+		return putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if outcome != nil {
+		b.revoked.add(sess.SID, sess.AccessExp)
+		return sess, outcome
+	}
+	return sess, nil
+}
+
+// RevokeSession implements Sessions.
+func (b *Bolt) RevokeSession(ctx context.Context, sid string, until int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if sid == "" {
+		return errors.New("revoking session: empty sid")
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		s, err := getSession(tx, sid)
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			s = &Session{SID: sid}
+		} else if err := revokeInTx(tx, s); err != nil {
+			return err
+		}
+		if s.AccessExp > until {
+			until = s.AccessExp
+		}
+		return tx.Bucket(bucketRevoked).Put([]byte(sid), idKey(until))
+	})
+	if err != nil {
+		return fmt.Errorf("revoking session: %w", err)
+	}
+	b.revoked.add(sid, until)
+	return nil
+}
+
+// RevokeUserSessions implements Sessions.
+func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64, exceptSID string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var revoked []*Session
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		revoked = revoked[:0]
+		prefix := userSessionPrefix(realm, userID)
+		c := tx.Bucket(bucketUserSessions).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			sid := string(k[len(prefix):])
+			if sid == exceptSID {
+				continue
+			}
+			s, err := getSession(tx, sid)
+			if err != nil {
+				return err
+			}
+			if s == nil || s.Revoked {
+				continue
+			}
+			if err := revokeInTx(tx, s); err != nil {
+				return err
+			}
+			revoked = append(revoked, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoking sessions: %w", err)
+	}
+	for _, s := range revoked {
+		b.revoked.add(s.SID, s.AccessExp)
+	}
+	return len(revoked), nil
+}
+
+// IsRevoked implements Sessions.
+func (b *Bolt) IsRevoked(sid string) bool { return b.revoked.has(sid) }
+
+// Prune implements Sessions.
+func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	unix := now.Unix()
+	n := 0
+	var droppedRevocations []string
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		n, droppedRevocations = 0, droppedRevocations[:0]
+		// Refresh tokens: gone once expired. A spent, unexpired token is
+		// kept so that its reuse is still detected.
+		refresh := tx.Bucket(bucketRefresh)
+		var dead [][]byte
+		err := refresh.ForEach(func(k, v []byte) error {
+			var rt RefreshToken
+			if json.Unmarshal(v, &rt) != nil || rt.Expires <= unix {
+				dead = append(dead, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range dead {
+			if err := refresh.Delete(k); err != nil {
+				return err
+			}
+		}
+		n += len(dead)
+
+		// Sessions: gone once neither an access nor a refresh token of
+		// theirs can be valid any more; a revocation goes with them.
+		sessions := tx.Bucket(bucketSessions)
+		var deadSessions []Session
+		err = sessions.ForEach(func(k, v []byte) error {
+			var s Session
+			if json.Unmarshal(v, &s) != nil {
+				return nil
+			}
+			if s.AccessExp <= unix && s.RefreshExp <= unix {
+				deadSessions = append(deadSessions, s)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, s := range deadSessions {
+			if err := sessions.Delete([]byte(s.SID)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketUserSessions).Delete(userSessionKey(s.Realm, s.UserID, s.SID)); err != nil {
+				return err
+			}
+		}
+		n += len(deadSessions)
+
+		revokedB := tx.Bucket(bucketRevoked)
+		err = revokedB.ForEach(func(k, v []byte) error {
+			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) <= unix {
+				droppedRevocations = append(droppedRevocations, string(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, sid := range droppedRevocations {
+			if err := revokedB.Delete([]byte(sid)); err != nil {
+				return err
+			}
+		}
+		n += len(droppedRevocations)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pruning sessions: %w", err)
+	}
+	b.revoked.drop(droppedRevocations)
+	return n, nil
+}
+
+// Interface guard
+var _ Sessions = (*Bolt)(nil)
