@@ -33,11 +33,14 @@ func init() {
 //		data_sources <name...>
 //		leeway <duration>
 //		hash_concurrency <n>
+//		sweep_interval <duration>
 //		table <name> {
 //			fields <name...>
 //			extras <name...>
 //			default <field> <value>
 //			token_ttl <duration>
+//			refresh_ttl <duration>
+//			refresh_grace <duration>
 //			signup open|closed
 //			password {
 //				min_length <n>
@@ -118,6 +121,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Leeway = dur
+		case "sweep_interval":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			a.SweepInterval = dur
 		case "hash_concurrency":
 			n, err := parseInt(d)
 			if err != nil {
@@ -190,6 +199,18 @@ func (a *App) parseTable(d *caddyfile.Dispenser) error {
 				return err
 			}
 			tc.TokenTTL = dur
+		case "refresh_ttl":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			tc.RefreshTTL = dur
+		case "refresh_grace":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			tc.RefreshGrace = dur
 		case "signup":
 			var v string
 			if !d.AllArgs(&v) {

@@ -10,11 +10,6 @@
 package xanoauth
 
 import (
-	"context"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -27,7 +22,6 @@ import (
 	"github.com/xanoauth/caddy-xanoauth/handlers"
 	"github.com/xanoauth/caddy-xanoauth/password"
 	"github.com/xanoauth/caddy-xanoauth/store"
-	"github.com/xanoauth/caddy-xanoauth/token"
 )
 
 func init() {
@@ -42,7 +36,6 @@ const (
 	DefaultDataSource = "live"
 	DefaultTokenTTL   = 24 * time.Hour // Xano's default
 	defaultLockWait   = 2 * time.Second
-	keysMetaName      = "token_keys"
 )
 
 // App is the `xano` app: it owns the user store, the token keys and the
@@ -79,9 +72,15 @@ type App struct {
 	// CPUs.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
 
+	// SweepInterval is how often expired sessions, refresh tokens,
+	// revocations and retired keys are pruned. Default: 1m.
+	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
+
 	svc     *handlers.Service
 	poolKey string // set only once the store handle was acquired
 	logger  *zap.Logger
+	ctx     caddy.Context
+	clock   func() time.Time // nil: time.Now
 }
 
 // StorageConfig configures the user store.
@@ -116,6 +115,15 @@ type TableConfig struct {
 	// Password is the password policy. Default: Xano's (8 characters, 1
 	// letter, 1 digit).
 	Password *PasswordPolicy `json:"password,omitempty"`
+	// RefreshTTL turns on refresh tokens: login and signup also answer
+	// `refreshToken`, exchanged at …/auth/refresh for a new pair. Each
+	// refresh extends the session by this much. Default: 0 (off, as on
+	// Xano).
+	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+	// RefreshGrace is how long a spent refresh token still returns the
+	// pair it was exchanged for (two tabs refreshing at once); after that,
+	// presenting it again revokes the whole session. Default: 10s.
+	RefreshGrace caddy.Duration `json:"refresh_grace,omitempty"`
 }
 
 // PasswordPolicy overrides parts of the default password policy; an
@@ -141,6 +149,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Provision opens the store, loads the keys and builds the shared service.
 func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
 	a.logger = ctx.Logger()
 	if len(a.DataSources) == 0 {
 		a.DataSources = []string{DefaultDataSource}
@@ -207,8 +216,39 @@ func (a *App) validateConfig() error {
 // open the store anyway.
 func (a *App) Validate() error { return nil }
 
-// Start implements caddy.App; the store is already open.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App: it starts the sweeper, which lives exactly
+// as long as this config (its context ends when the config is unloaded).
+func (a *App) Start() error {
+	interval := time.Duration(a.SweepInterval)
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	go a.sweep(interval)
+	return nil
+}
+
+// sweep prunes expired session state and retired keys until the config's
+// context ends.
+func (a *App) sweep(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case now := <-t.C:
+			n, err := a.svc.Store.Prune(a.ctx, now)
+			if err != nil && a.ctx.Err() == nil {
+				a.logger.Error("pruning expired sessions", zap.Error(err))
+			} else if n > 0 {
+				a.logger.Debug("pruned expired sessions", zap.Int("entries", n))
+			}
+			if err := a.refreshStoredKeys(a.ctx, now); err != nil && a.ctx.Err() == nil {
+				a.logger.Error("pruning retired keys", zap.Error(err))
+			}
+		}
+	}
+}
 
 // Stop implements caddy.App; the store is released in Cleanup.
 func (a *App) Stop() error { return nil }
@@ -273,69 +313,6 @@ func (a *App) openStore(repl *caddy.Replacer) (store.Store, error) {
 	return val.(pooledDB).Bolt, nil
 }
 
-// persistedKey is how a generated key is kept in the store.
-type persistedKey struct {
-	Key     []byte `json:"key"`
-	Created int64  `json:"created"`
-}
-
-// loadKeys builds the key ring from the configured keys or, without any,
-// from the store, generating and persisting a key the first time.
-func (a *App) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store) (*token.Ring, error) {
-	if len(a.Keys) > 0 {
-		keys := make([][]byte, 0, len(a.Keys))
-		for i, k := range a.Keys {
-			resolved, err := repl.ReplaceOrErr(k, true, true)
-			if err != nil {
-				return nil, fmt.Errorf("key %d: %v", i+1, err)
-			}
-			raw, err := decodeKey(resolved)
-			if err != nil {
-				return nil, fmt.Errorf("key %d: %v", i+1, err)
-			}
-			keys = append(keys, raw)
-		}
-		return token.NewRing(keys...)
-	}
-	val, err := st.MetaGetOrInit(ctx, keysMetaName, func() ([]byte, error) {
-		k, err := token.GenerateKey()
-		if err != nil {
-			return nil, err
-		}
-		a.logger.Info("generated a new token key")
-		return json.Marshal([]persistedKey{{Key: k, Created: time.Now().Unix()}})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("loading token keys: %v", err)
-	}
-	var stored []persistedKey
-	if err := json.Unmarshal(val, &stored); err != nil || len(stored) == 0 {
-		return nil, errors.New("loading token keys: stored key ring is unreadable")
-	}
-	keys := make([][]byte, len(stored))
-	for i, k := range stored {
-		keys[i] = k.Key
-	}
-	return token.NewRing(keys...)
-}
-
-// decodeKey accepts 64 hex digits or base64 (standard or URL alphabet, with
-// or without padding) of exactly 32 bytes. Errors never echo the key.
-func decodeKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if len(s) == 2*token.KeySize {
-		if b, err := hex.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) == token.KeySize {
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("must be %d bytes, written as %d hex digits or base64", token.KeySize, 2*token.KeySize)
-}
-
 func (tc *TableConfig) validate(name string) error {
 	if name == "" || strings.ContainsAny(name, "/ ") {
 		return fmt.Errorf("invalid table name")
@@ -366,6 +343,12 @@ func (tc *TableConfig) validate(name string) error {
 	if tc.TokenTTL < 0 || (tc.TokenTTL > 0 && time.Duration(tc.TokenTTL) < time.Second) {
 		return fmt.Errorf("token_ttl must be at least 1s")
 	}
+	if tc.RefreshTTL < 0 || (tc.RefreshTTL > 0 && time.Duration(tc.RefreshTTL) < time.Second) {
+		return fmt.Errorf("refresh_ttl must be at least 1s")
+	}
+	if tc.RefreshGrace < 0 {
+		return fmt.Errorf("refresh_grace cannot be negative")
+	}
 	if p := tc.Password; p != nil {
 		for _, v := range []*int{p.MinLength, p.MinLetters, p.MinDigits, p.MaxLength} {
 			if v != nil && *v < 0 {
@@ -391,6 +374,11 @@ func (tc *TableConfig) build(name string) *handlers.Table {
 	}
 	if t.TokenTTL == 0 {
 		t.TokenTTL = DefaultTokenTTL
+	}
+	t.RefreshTTL = time.Duration(tc.RefreshTTL)
+	t.RefreshGrace = time.Duration(tc.RefreshGrace)
+	if t.RefreshGrace == 0 {
+		t.RefreshGrace = handlers.DefaultRefreshGrace
 	}
 	if len(tc.Defaults) > 0 {
 		t.Defaults = make(map[string]any, len(tc.Defaults))

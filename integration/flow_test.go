@@ -98,7 +98,7 @@ const globals = `
 	admin localhost:2999
 	http_port 9080
 	https_port 9443
-	grace_period 1ns
+	grace_period 10s
 `
 
 func TestZeroConfigFlowAndGuard(t *testing.T) {

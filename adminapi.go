@@ -1,0 +1,118 @@
+package xanoauth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/xanoauth/caddy-xanoauth/store"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI adds operator endpoints to Caddy's admin API (the `caddy trust`
+// pattern): they run inside the server process, so they never fight it for
+// the bbolt lock.
+//
+//	POST /xano/keys/rotate       a new signing key; older keys verify until their tokens expire
+//	POST /xano/sessions/revoke   {"table":"user","data_source":"live","user_id":1} revokes every session of the user
+type adminAPI struct {
+	ctx caddy.Context
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.xano",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Provision keeps the config's context; the app is looked up per request
+// because a zero-config app only exists once a handler has asked for it.
+func (a *adminAPI) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	return nil
+}
+
+// Routes returns the admin routes.
+func (a *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/xano/keys/rotate", Handler: caddy.AdminHandlerFunc(a.rotateKeys)},
+		{Pattern: "/xano/sessions/revoke", Handler: caddy.AdminHandlerFunc(a.revokeSessions)},
+	}
+}
+
+func (a *adminAPI) app() (*App, error) {
+	v, err := a.ctx.AppIfConfigured("xano")
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("the xano app is not running")}
+	}
+	app, ok := v.(*App)
+	if !ok || app.svc == nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("the xano app is not running")}
+	}
+	return app, nil
+}
+
+func (a *adminAPI) rotateKeys(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed: %s", r.Method)}
+	}
+	app, err := a.app()
+	if err != nil {
+		return err
+	}
+	n, err := app.RotateKeys(r.Context())
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
+	}
+	return json.NewEncoder(w).Encode(map[string]int{"keys": n})
+}
+
+// revokeRequest is the body of POST /xano/sessions/revoke.
+type revokeRequest struct {
+	Table      string `json:"table"`
+	DataSource string `json:"data_source"`
+	UserID     int64  `json:"user_id"`
+}
+
+func (a *adminAPI) revokeSessions(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed: %s", r.Method)}
+	}
+	app, err := a.app()
+	if err != nil {
+		return err
+	}
+	var req revokeRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("decoding request: %v", err)}
+	}
+	if req.Table == "" {
+		req.Table = DefaultTable
+	}
+	if req.DataSource == "" {
+		req.DataSource = app.DataSources[0]
+	}
+	if _, ok := app.svc.Tables[req.Table]; !ok || req.UserID <= 0 {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("need a known table and a user_id")}
+	}
+	n, err := app.svc.Store.RevokeUserSessions(r.Context(), store.Realm{DataSource: req.DataSource, Table: req.Table}, req.UserID, "")
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return json.NewEncoder(w).Encode(map[string]int{"revoked": n})
+}
+
+// Interface guards
+var (
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+	_ caddy.Provisioner = (*adminAPI)(nil)
+)

@@ -1,0 +1,104 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+func sessionsConfig(dbPath string) string {
+	return fmt.Sprintf(`{
+	%s
+	xano {
+		storage bbolt %s
+		table user {
+			refresh_ttl 720h
+			refresh_grace 2s
+		}
+	}
+}
+http://localhost:9080 {
+	xano_auth /api:*
+	xano_guard /members/*
+	respond "member {http.auth.user.id}"
+}`, globals, dbPath)
+}
+
+// TestSessionsSurviveRestart logs out one session, restarts the plugin
+// (a config without it closes the database; the next one reopens it) and
+// checks that the revocation, the other session and its refresh token all
+// survived; then rotates the key through the admin API.
+func TestSessionsSurviveRestart(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "sessions.db")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(sessionsConfig(dbPath), "caddyfile")
+
+	r := do(t, "POST", "/api:x/auth/signup", map[string]string{"email": "s@example.com", "password": "secret123"})
+	if r.status != 200 || r.field(t, "refreshToken") == "" {
+		t.Fatalf("signup: %d %s", r.status, r.body)
+	}
+	gone := r.field(t, "authToken")
+	r = do(t, "POST", "/api:x/auth/login", map[string]string{"email": "s@example.com", "password": "secret123"})
+	kept, keptRefresh := r.field(t, "authToken"), r.field(t, "refreshToken")
+
+	if r := do(t, "POST", "/api:x/auth/logout", map[string]string{}, "Authorization", "Bearer "+gone); r.status != 200 || r.body != "{}" {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", "/members/", nil, "Authorization", "Bearer "+gone); r.status != 401 {
+		t.Fatalf("logged-out token at the guard: %d", r.status)
+	}
+
+	// restart: a config without xano releases the database
+	if err := loadCaddyfile(fmt.Sprintf("{\n%s\n}\nhttp://localhost:9080 {\n\trespond \"down\"\n}\n", globals)); err != nil {
+		t.Fatal(err)
+	}
+	if err := loadCaddyfile(sessionsConfig(dbPath)); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, "GET", "/members/", nil, "Authorization", "Bearer "+gone); r.status != 401 {
+		t.Fatalf("revocation lost on restart: %d", r.status)
+	}
+	if r := do(t, "GET", "/members/", nil, "Authorization", "Bearer "+kept); r.status != 200 || r.body != "member 1" {
+		t.Fatalf("session lost on restart: %d %s", r.status, r.body)
+	}
+	r = do(t, "POST", "/api:x/auth/refresh", map[string]string{"refreshToken": keptRefresh})
+	if r.status != 200 || r.field(t, "authToken") == "" {
+		t.Fatalf("refresh after restart: %d %s", r.status, r.body)
+	}
+
+	// key rotation through the admin API: nobody is logged out
+	resp, err := http.Post("http://localhost:2999/xano/keys/rotate", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"keys":2`) {
+		t.Fatalf("rotate: %d %s", resp.StatusCode, body)
+	}
+	if r := do(t, "GET", "/members/", nil, "Authorization", "Bearer "+kept); r.status != 200 {
+		t.Fatalf("token minted before rotation refused: %d", r.status)
+	}
+	r = do(t, "POST", "/api:x/auth/login", map[string]string{"email": "s@example.com", "password": "secret123"})
+	if r2 := do(t, "GET", "/members/", nil, "Authorization", "Bearer "+r.field(t, "authToken")); r2.status != 200 {
+		t.Fatalf("token minted after rotation refused: %d", r2.status)
+	}
+
+	// admin revocation of every session
+	resp, err = http.Post("http://localhost:2999/xano/sessions/revoke", "application/json", strings.NewReader(`{"user_id":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin revoke: %d", resp.StatusCode)
+	}
+	if r := do(t, "GET", "/members/", nil, "Authorization", "Bearer "+kept); r.status != 401 {
+		t.Fatalf("admin revocation ignored: %d", r.status)
+	}
+}
