@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/xanoauth/caddy-xanoauth/handlers"
 	"github.com/xanoauth/caddy-xanoauth/store"
 )
 
@@ -22,6 +23,8 @@ func init() {
 //
 //	POST /xano/keys/rotate       a new signing key; older keys verify until their tokens expire
 //	POST /xano/sessions/revoke   {"table":"user","data_source":"live","user_id":1} revokes every session of the user
+//	POST /xano/users             {"table":"admin","email":…,"password":…,"fields":{"role":"admin"}} creates a user
+//	PATCH /xano/users            {"table":"user","email":…,"fields":{"role":"admin"}} changes fields, extras or password
 type adminAPI struct {
 	ctx caddy.Context
 }
@@ -46,6 +49,7 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/xano/keys/rotate", Handler: caddy.AdminHandlerFunc(a.rotateKeys)},
 		{Pattern: "/xano/sessions/revoke", Handler: caddy.AdminHandlerFunc(a.revokeSessions)},
+		{Pattern: "/xano/users", Handler: caddy.AdminHandlerFunc(a.users)},
 	}
 }
 
@@ -116,3 +120,58 @@ var (
 	_ caddy.AdminRouter = (*adminAPI)(nil)
 	_ caddy.Provisioner = (*adminAPI)(nil)
 )
+
+// userRequest is the body of POST /xano/users: an operator creating a user
+// or, with update, changing one. Unlike signup it may set extras (that is
+// how an operator makes an admin) and works on closed tables.
+type userRequest struct {
+	Table      string         `json:"table"`
+	DataSource string         `json:"data_source"`
+	Email      string         `json:"email"`
+	Password   string         `json:"password"`
+	Fields     map[string]any `json:"fields"`
+}
+
+// users creates a user (POST) or updates the fields and/or password of an
+// existing one, found by email (PATCH). Extras changed here reach tokens
+// at the user's next login or refresh.
+func (a *adminAPI) users(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost && r.Method != http.MethodPatch {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed: %s", r.Method)}
+	}
+	app, err := a.app()
+	if err != nil {
+		return err
+	}
+	var req userRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("decoding request: %v", err)}
+	}
+	if req.Table == "" {
+		req.Table = DefaultTable
+	}
+	if req.DataSource == "" {
+		req.DataSource = app.DataSources[0]
+	}
+	u, err := app.svc.AdminUpsert(r.Context(), req.DataSource, req.Table, req.Email, req.Password, req.Fields, r.Method == http.MethodPost)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: adminStatus(err), Err: err}
+	}
+	return json.NewEncoder(w).Encode(map[string]any{"id": u.ID, "email": u.Email})
+}
+
+func adminStatus(err error) int {
+	switch {
+	case errors.Is(err, store.ErrEmailTaken):
+		return http.StatusConflict
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	}
+	var bad *handlers.AdminInputError
+	if errors.As(err, &bad) {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}

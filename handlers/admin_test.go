@@ -1,0 +1,56 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/xanoauth/caddy-xanoauth/store"
+)
+
+func TestAdminUpsert(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// the operator may create users on a closed table and set extras
+	u, err := f.svc.AdminUpsert(ctx, "live", "user", " Boss@Example.com", "secret123", map[string]any{"name": "Boss", "role": "admin"}, true)
+	if err != nil || u.ID != 1 || u.Email != "boss@example.com" {
+		t.Fatalf("create: %+v %v", u, err)
+	}
+	if _, err := f.svc.AdminUpsert(ctx, "live", "admin", "root@example.com", "secret123", nil, true); err != nil {
+		t.Fatalf("closed table: %v", err)
+	}
+	resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/login", map[string]any{"email": "boss@example.com", "password": "secret123"}))
+	c, err := f.svc.Keys().Verify(resp.json(t)["authToken"].(string), f.clock, 0)
+	if err != nil || c.Extras["role"] != "admin" {
+		t.Fatalf("extras not in token: %+v %v", c, err)
+	}
+	// update: demote, keep password
+	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "boss@example.com", "", map[string]any{"role": "member"}, false); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.store.UserByID(ctx, store.Realm{DataSource: "live", Table: "user"}, 1)
+	if got.Fields["role"] != "member" || got.Fields["name"] != "Boss" {
+		t.Fatalf("update: %+v", got.Fields)
+	}
+	f.login(t, "boss@example.com", "secret123")
+
+	var bad *AdminInputError
+	for name, call := range map[string]func() error{
+		"unknown table":  func() error { _, err := f.svc.AdminUpsert(ctx, "live", "nope", "a@b.co", "secret123", nil, true); return err },
+		"unknown ds":     func() error { _, err := f.svc.AdminUpsert(ctx, "prod", "user", "a@b.co", "secret123", nil, true); return err },
+		"bad email":      func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "nope", "secret123", nil, true); return err },
+		"weak password":  func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "short", nil, true); return err },
+		"undeclared":     func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "secret123", map[string]any{"x": "1"}, true); return err },
+		"non-text field": func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "secret123", map[string]any{"role": 1}, true); return err },
+	} {
+		if err := call(); !errors.As(err, &bad) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "boss@example.com", "secret123", nil, true); !errors.Is(err, store.ErrEmailTaken) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "ghost@example.com", "", nil, false); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update unknown: %v", err)
+	}
+}
