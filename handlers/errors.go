@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Xano's error codes. Front ends branch on these strings, so they are part of
@@ -47,6 +48,9 @@ type Error struct {
 	// Param names the offending input; Xano then sends payload {"param": …},
 	// otherwise payload is the empty string.
 	Param string
+	// RetryAfter is sent as Retry-After (whole seconds, at least 1) with a
+	// 429 or 503; 0 means 1s.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -89,7 +93,7 @@ var (
 // WriteError sends e in the Xano envelope.
 func WriteError(w http.ResponseWriter, e *Error) {
 	if e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfterSeconds(e.RetryAfter))
 	}
 	writeJSON(w, e.Status, e)
 }

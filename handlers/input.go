@@ -82,18 +82,9 @@ func ParseInput(w http.ResponseWriter, r *http.Request, maxBody int64) (Input, *
 	return in, nil
 }
 
-func parseJSONObject(body []byte) (map[string]any, *Error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // keep numbers exactly as sent; they may become text fields
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return nil, inputError("", MsgBadJSON)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, inputError("", MsgBadJSON) // trailing data after the object
-	}
-	return obj, nil
-}
+// parseJSONObject parses a JSON object body (see decodeJSONObject, which
+// also refuses duplicate keys and marks strings that are not clean text).
+func parseJSONObject(body []byte) (map[string]any, *Error) { return decodeJSONObject(body) }
 
 func parseURLEncoded(body []byte) (map[string]any, *Error) {
 	vals, err := url.ParseQuery(string(body))
@@ -147,6 +138,8 @@ func (in Input) Text(key string) (s string, present bool, e *Error) {
 		return "", false, nil
 	}
 	switch v := v.(type) {
+	case notText:
+		return "", true, inputError(key, MsgNotText)
 	case string:
 		s = v
 	case json.Number:

@@ -225,6 +225,11 @@ func (h *Hasher) MemoryBound() uint64 {
 	return uint64(h.params.Memory) * 1024 * uint64(cap(h.sem))
 }
 
+// Computations returns how many argon2id or bcrypt computations h has run,
+// the dummy of NewHasher excepted: a cheap way for callers and tests to
+// see whether a code path spent hashing work.
+func (h *Hasher) Computations() uint64 { return h.computations.Load() }
+
 // compute runs f while holding a hashing slot. It waits for a slot at most
 // h.maxWait and never past ctx; either way it returns ErrBusy without running
 // f. A ctx that has already ended gets ErrBusy even if a slot is free, since
