@@ -33,6 +33,15 @@ type AuthHandler struct {
 	// DisableCORS leaves CORS headers and preflights to other handlers.
 	DisableCORS bool `json:"disable_cors,omitempty"`
 
+	// Cookie makes login and signup also set the token in an HttpOnly
+	// session cookie, for browser navigation (see browser.go). Default:
+	// off, unless LoginPage is set.
+	Cookie *CookieConfig `json:"cookie,omitempty"`
+
+	// LoginPage serves a built-in (or templated) login page with a logout
+	// page, using the session cookie. Default: off.
+	LoginPage *LoginPageConfig `json:"login_page,omitempty"`
+
 	h *handlers.Auth
 }
 
@@ -68,6 +77,9 @@ func (ah *AuthHandler) Provision(ctx caddy.Context) error {
 		MirrorAccessToken: ah.AccessToken,
 		CORS:              handlers.CORS{Origins: ah.CORSOrigins, Disabled: ah.DisableCORS},
 	}
+	if ah.h.Browser, err = ah.browser(); err != nil {
+		return fmt.Errorf("xano_auth: %v", err)
+	}
 	return nil
 }
 
@@ -75,6 +87,9 @@ func (ah *AuthHandler) Provision(ctx caddy.Context) error {
 func (ah *AuthHandler) Validate() error {
 	if ah.MaxBodySize < 0 {
 		return fmt.Errorf("xano_auth: max_body_size cannot be negative")
+	}
+	if err := ah.validateBrowser(); err != nil {
+		return fmt.Errorf("xano_auth: %v", err)
 	}
 	return nil
 }

@@ -43,7 +43,8 @@ type GuardHandler struct {
 
 	// Cookies are read for the token, in order, after the headers and the
 	// query string: e.g. "ww-auth-access-token" (WeWeb) or "AuthToken"
-	// (the Xano JS SDK). Default: none.
+	// (the Xano JS SDK). The session cookie of xano_auth, "xano_auth", is
+	// always read last, so a login page needs no guard configuration.
 	Cookies []string `json:"cookies,omitempty"`
 
 	// Headers maps request header names to token claims (id, table, ds or
@@ -51,6 +52,12 @@ type GuardHandler struct {
 	// request and sets them from a verified token, so an upstream can
 	// trust them.
 	Headers map[string]string `json:"headers,omitempty"`
+
+	// Redirect sends browser navigations (GET/HEAD wanting HTML, not
+	// fetch/XHR) without a valid token to this login page, a path or an
+	// http(s) URL, with ?return=<the requested path and query>; API
+	// requests still get the 401 envelope. Default: none (always 401).
+	Redirect string `json:"redirect,omitempty"`
 
 	h *handlers.Guard
 }
@@ -91,8 +98,9 @@ func (gh *GuardHandler) Provision(ctx caddy.Context) error {
 		Optional:      gh.Optional,
 		IgnoreInvalid: gh.IgnoreInvalid,
 		Require:       rules,
-		Cookies:       gh.Cookies,
+		Cookies:       guardCookies(gh.Cookies),
 		Headers:       gh.Headers,
+		Redirect:      gh.Redirect,
 	}
 	if err := gh.h.Init(); err != nil {
 		return fmt.Errorf("xano_guard: %v", err)
@@ -104,6 +112,11 @@ func (gh *GuardHandler) Provision(ctx caddy.Context) error {
 func (gh *GuardHandler) Validate() error {
 	if gh.IgnoreInvalid && !gh.Optional {
 		return fmt.Errorf("xano_guard: ignore_invalid only makes sense with optional")
+	}
+	if gh.Redirect != "" {
+		if err := handlers.CheckLoginURL(gh.Redirect); err != nil {
+			return fmt.Errorf("xano_guard: %v", err)
+		}
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ func (c CORS) Handle(w http.ResponseWriter, r *http.Request) bool {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	if !preflight {
+		// Scripts on other origins see only safelisted headers; a client
+		// backing off from 429/503 needs Retry-After.
+		h.Set("Access-Control-Expose-Headers", "Retry-After")
 		return false
 	}
 	h.Set("Access-Control-Allow-Methods", corsMethods)

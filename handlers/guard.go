@@ -43,6 +43,9 @@ type Guard struct {
 	// "extras.<key>"); the guard deletes them from the client's request and
 	// sets them from the token, so an upstream can trust them.
 	Headers map[string]string
+	// Redirect, when set, sends navigations without a valid token to this
+	// login page (with ?return=) instead of answering 401 (redirect.go).
+	Redirect string
 
 	extraKeys []string
 }
@@ -115,12 +118,12 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		c, e = nil, nil
 	}
 	if e != nil {
-		WriteError(w, e)
+		g.reject(w, r, e)
 		return nil
 	}
 	if c == nil {
 		if !g.Optional {
-			WriteError(w, unauthorized(MsgAuthRequired))
+			g.reject(w, r, unauthorized(MsgAuthRequired))
 			return nil
 		}
 		g.setPlaceholders(repl, nil)
