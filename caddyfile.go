@@ -34,6 +34,11 @@ func init() {
 //		leeway <duration>
 //		hash_concurrency <n>
 //		sweep_interval <duration>
+//		rate_limit off | {
+//			login_ip|login_account|signup_ip|refresh_ip <events> <window> | off
+//			max_keys <n>
+//			off
+//		}
 //		table <name> {
 //			fields <name...>
 //			extras <name...>
@@ -135,6 +140,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.HashConcurrency = n
 		case "table":
 			if err := a.parseTable(d); err != nil {
+				return err
+			}
+		case "rate_limit":
+			if err := a.parseRateLimit(d); err != nil {
 				return err
 			}
 		default:
@@ -263,6 +272,15 @@ func (a *App) parseTable(d *caddyfile.Dispenser) error {
 //		max_body <size>
 //		access_token
 //		cors off|<origin...>
+//		cookie [<name>] {
+//			same_site strict|lax|none
+//			secure on|off|auto
+//			domain <domain>
+//			path <path>
+//		}
+//		login_page [<path>]
+//		logout_page <path>
+//		login_template <file>
 //	}
 func parseAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	ah := new(AuthHandler)
@@ -313,6 +331,10 @@ func (ah *AuthHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				ah.CORSOrigins = args
 			}
+		case "cookie", "login_page", "logout_page", "login_template":
+			if err := ah.parseBrowserOption(d, opt); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown xano_auth option %q", opt)
 		}
@@ -328,6 +350,7 @@ func (ah *AuthHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		require <claim> <value...>
 //		cookie <name...>
 //		header <field> <claim>
+//		redirect <login-url>
 //	}
 //
 // `require`, `cookie` and `header` may repeat; claims are id, table, ds or
@@ -394,6 +417,10 @@ func (gh *GuardHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("duplicate header %q", field)
 			}
 			gh.Headers[field] = claim
+		case "redirect":
+			if err := gh.parseRedirect(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown xano_guard option %q", opt)
 		}

@@ -76,6 +76,11 @@ type App struct {
 	// revocations and retired keys are pruned. Default: 1m.
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
 
+	// RateLimit configures the rate limits of failed logins, signups and
+	// refreshes (see RateLimitConfig). Default: every limit on with its
+	// default value.
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
+
 	svc     *handlers.Service
 	poolKey string // set only once the store handle was acquired
 	logger  *zap.Logger
@@ -170,6 +175,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for name, tc := range a.Tables {
 		tables[name] = tc.build(name)
 	}
+	limits, err := a.RateLimit.limits()
+	if err != nil {
+		return err
+	}
 
 	repl := caddy.NewReplacer()
 	st, err := a.openStore(repl)
@@ -183,7 +192,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Tables:      tables,
 		DataSources: a.DataSources,
 		Leeway:      time.Duration(a.Leeway),
+		Limits:      limits,
 	}
+	limits.Start(ctx) // janitors end with this config
 	ring, err := a.loadKeys(ctx, repl, st)
 	if err != nil {
 		return err

@@ -36,12 +36,30 @@ func TestAdminUpsert(t *testing.T) {
 
 	var bad *AdminInputError
 	for name, call := range map[string]func() error{
-		"unknown table":  func() error { _, err := f.svc.AdminUpsert(ctx, "live", "nope", "a@b.co", "secret123", nil, true); return err },
-		"unknown ds":     func() error { _, err := f.svc.AdminUpsert(ctx, "prod", "user", "a@b.co", "secret123", nil, true); return err },
-		"bad email":      func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "nope", "secret123", nil, true); return err },
-		"weak password":  func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "short", nil, true); return err },
-		"undeclared":     func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "secret123", map[string]any{"x": "1"}, true); return err },
-		"non-text field": func() error { _, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "secret123", map[string]any{"role": 1}, true); return err },
+		"unknown table": func() error {
+			_, err := f.svc.AdminUpsert(ctx, "live", "nope", "a@b.co", "secret123", nil, true)
+			return err
+		},
+		"unknown ds": func() error {
+			_, err := f.svc.AdminUpsert(ctx, "prod", "user", "a@b.co", "secret123", nil, true)
+			return err
+		},
+		"bad email": func() error {
+			_, err := f.svc.AdminUpsert(ctx, "live", "user", "nope", "secret123", nil, true)
+			return err
+		},
+		"weak password": func() error {
+			_, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "short", nil, true)
+			return err
+		},
+		"undeclared": func() error {
+			_, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "secret123", map[string]any{"x": "1"}, true)
+			return err
+		},
+		"non-text field": func() error {
+			_, err := f.svc.AdminUpsert(ctx, "live", "user", "a@b.co", "secret123", map[string]any{"role": 1}, true)
+			return err
+		},
 	} {
 		if err := call(); !errors.As(err, &bad) {
 			t.Errorf("%s: %v", name, err)

@@ -28,6 +28,9 @@ type Auth struct {
 	MirrorAccessToken bool
 	// CORS decides the cross-origin headers of the endpoints.
 	CORS CORS
+	// Browser turns on the session cookie and the login page (cookie.go,
+	// loginpage.go); nil: off.
+	Browser *Browser
 }
 
 // endpoint names the auth endpoint a path ends with, or "".
@@ -47,6 +50,9 @@ func endpoint(path string) string {
 // its own envelope and returns nil: a caddyhttp.Error would make Caddy send
 // an empty body, which Xano clients cannot read.
 func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if a.Browser != nil && a.serveBrowser(w, r) {
+		return nil // the login page, its form or the page logout
+	}
 	ep := endpoint(r.URL.Path)
 	if ep == "" {
 		return next.ServeHTTP(w, r)
@@ -140,6 +146,9 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
 		return inputError("password", err.Error())
 	}
 
+	if e := a.allow(LimitSignup, r); e != nil {
+		return e // before the lookup, which would tell whether email is taken
+	}
 	realm := store.Realm{DataSource: ds, Table: t.Name}
 	// Cheap early answer for a taken email, so a signup flood on known
 	// addresses costs no hashing; CreateUser stays the authority.
@@ -190,6 +199,10 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 	}
 
 	realm := store.Realm{DataSource: ds, Table: t.Name}
+	limit := a.loginLimit(r, realm, email)
+	if e := limit.check(); e != nil {
+		return e // before any hashing: a limited client costs nothing
+	}
 	u, err := a.Svc.Store.UserByEmail(r.Context(), realm, email)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same hashing work as for a real account, so neither
@@ -198,6 +211,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 			return a.hashFailure(log, err)
 		}
 		log.Info("login failed")
+		limit.failed()
 		return accessDenied(MsgInvalidCredentials)
 	}
 	if err != nil {
@@ -214,8 +228,10 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	if !ok {
 		log.Info("login failed", zap.Int64("user_id", u.ID))
+		limit.failed()
 		return accessDenied(MsgInvalidCredentials)
 	}
+	limit.succeeded()
 	if rehash {
 		a.upgradeHash(r, log, realm, u, pw)
 	}
@@ -278,6 +294,7 @@ func (a *Auth) sendToken(w http.ResponseWriter, r *http.Request, log *zap.Logger
 	if err != nil {
 		return a.fatal(log, "starting session", err)
 	}
+	a.setSessionCookie(w, r, p.Access, t.TokenTTL)
 	return a.sendPair(w, p)
 }
 

@@ -66,6 +66,8 @@ type Service struct {
 	Leeway time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Limits are the endpoints' rate limits; nil limits nothing.
+	Limits *Limits
 
 	keys     atomic.Pointer[token.Ring]
 	sessions sessions

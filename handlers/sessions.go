@@ -149,6 +149,9 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	if t.RefreshTTL <= 0 {
 		return errNotLocated // refresh is off for this table, as on Xano
 	}
+	if e := a.allow(LimitRefresh, r); e != nil {
+		return e
+	}
 	log := a.Svc.Logger.With(zap.String("endpoint", "refresh"), zap.String("table", t.Name))
 	ds, e := a.Svc.dataSource(r)
 	if e != nil {
@@ -217,6 +220,7 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	case err == nil:
 		a.Svc.sessions.remember(hash, p, now.Add(t.RefreshGrace), now)
 		log.Info("refresh", zap.Int64("user_id", u.ID))
+		a.setSessionCookie(w, r, p.Access, t.TokenTTL)
 		return a.sendPair(w, p)
 	case errors.Is(err, store.ErrRefreshReused):
 		log.Warn("spent refresh token presented again; session revoked", zap.Int64("user_id", u.ID))
@@ -237,7 +241,7 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 	t := a.table()
 	log := a.Svc.Logger.With(zap.String("endpoint", "logout"), zap.String("table", t.Name))
-	c, e := a.Svc.authenticate(r, nil, []string{t.Name})
+	c, e := a.Svc.authenticate(r, a.sessionCookieNames(), []string{t.Name})
 	if e != nil {
 		return e
 	}
@@ -301,6 +305,7 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 		}
 		log.Info("logout", zap.Int64("user_id", tg.userID), zap.Bool("all", everywhere))
 	}
+	a.clearSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
 }
@@ -340,14 +345,22 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return a.fatal(log, "reading user", err)
 	}
+	// A stolen access token must not become an unlimited oracle for the
+	// old password: wrong guesses count like failed logins.
+	limit := a.loginLimit(r, realm, u.Email)
+	if e := limit.check(); e != nil {
+		return e
+	}
 	ok, _, err := a.Svc.Hasher.Verify(r.Context(), u.PasswordHash, oldPw)
 	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
 		return a.hashFailure(log, err)
 	}
 	if !ok {
 		log.Info("password change refused", zap.Int64("user_id", u.ID))
+		limit.failed()
 		return accessDenied(MsgInvalidCredentials)
 	}
+	limit.succeeded()
 	hash, err := a.Svc.Hasher.Hash(r.Context(), newPw)
 	if err != nil {
 		return a.hashFailure(log, err)

@@ -241,3 +241,57 @@ func TestSessionEndpointsWrongMethod(t *testing.T) {
 		wantError(t, resp, 404, CodeNotFound, MsgNotLocated, "")
 	}
 }
+
+func TestAPILogoutWithSessionCookie(t *testing.T) {
+	f := refreshFixture(t)
+	f.signup(t, "cookie@example.com", "secret123")
+	a := f.auth("user")
+	a.Browser = &Browser{}
+	resp, _ := serve(t, a, jsonReq("POST", "/api:x/auth/login", map[string]any{"email": "cookie@example.com", "password": "secret123"}))
+	var session *http.Cookie
+	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
+		if c.Name == DefaultCookieName {
+			session = c
+		}
+	}
+	if session == nil || session.Value == "" {
+		t.Fatalf("login set no session cookie: %v", resp.Header)
+	}
+	// a browser logs out with nothing but its cookie
+	r := jsonReq("POST", "/api:x/auth/logout", map[string]any{})
+	r.AddCookie(session)
+	resp, _ = serve(t, a, r)
+	if resp.Status != 200 {
+		t.Fatalf("cookie logout: %d %s", resp.Status, resp.Body)
+	}
+	cleared := false
+	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
+		cleared = cleared || (c.Name == DefaultCookieName && c.MaxAge < 0)
+	}
+	if !cleared {
+		t.Fatalf("logout did not clear the cookie: %v", resp.Header["Set-Cookie"])
+	}
+	if f.me(t, session.Value) != 401 {
+		t.Fatal("session of the cookie survived logout")
+	}
+}
+
+// A stolen access token must not allow unlimited guesses at the password.
+func TestChangePasswordIsRateLimited(t *testing.T) {
+	f := refreshFixture(t)
+	f.withLimits(t, nil, &LimitSpec{Events: 2, Window: time.Minute}, nil, nil)
+	f.signup(t, "guess@example.com", "secret123")
+	tok, _ := f.login(t, "guess@example.com", "secret123")
+	try := func(old string) response {
+		r := jsonReq("POST", "/api:x/auth/password", map[string]any{"old_password": old, "new_password": "newsecret1"})
+		r.Header.Set("Authorization", "Bearer "+tok)
+		resp, _ := serve(t, f.auth("user"), r)
+		return resp
+	}
+	for i := 0; i < 2; i++ {
+		wantError(t, try("wrong1234"), 403, CodeAccessDenied, MsgInvalidCredentials, "")
+	}
+	if resp := try("secret123"); resp.Status != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third guess: %d %s", resp.Status, resp.Body)
+	}
+}
