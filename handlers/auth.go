@@ -86,6 +86,17 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	return nil
 }
 
+// inputs resolves the request's data source and reads its inputs, the
+// first step of every endpoint that takes a body.
+func (a *Auth) inputs(w http.ResponseWriter, r *http.Request) (string, Input, *Error) {
+	ds, e := a.Svc.dataSource(r)
+	if e != nil {
+		return "", nil, e
+	}
+	in, e := ParseInput(w, r, a.MaxBody)
+	return ds, in, e
+}
+
 // tokenResponse is the body of a successful signup or login.
 type tokenResponse struct {
 	AuthToken    string `json:"authToken"`
@@ -102,11 +113,7 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
 		log.Info("signup refused: closed")
 		return accessDenied(MsgSignupClosed)
 	}
-	ds, e := a.Svc.dataSource(r)
-	if e != nil {
-		return e
-	}
-	in, e := ParseInput(w, r, a.MaxBody)
+	ds, in, e := a.inputs(w, r)
 	if e != nil {
 		return e
 	}
@@ -130,11 +137,7 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
 		}
 		fields[f] = s
 	}
-	rawEmail, e := in.RequiredText("email")
-	if e != nil {
-		return e
-	}
-	email, e := normalizeEmail(rawEmail)
+	email, e := in.Email()
 	if e != nil {
 		return e
 	}
@@ -177,19 +180,11 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
 func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 	t := a.table()
 	log := a.Svc.Logger.With(zap.String("endpoint", "login"), zap.String("table", t.Name))
-	ds, e := a.Svc.dataSource(r)
+	ds, in, e := a.inputs(w, r)
 	if e != nil {
 		return e
 	}
-	in, e := ParseInput(w, r, a.MaxBody)
-	if e != nil {
-		return e
-	}
-	rawEmail, e := in.RequiredText("email")
-	if e != nil {
-		return e
-	}
-	email, e := normalizeEmail(rawEmail)
+	email, e := in.Email()
 	if e != nil {
 		return e
 	}

@@ -155,6 +155,16 @@ func (in Input) Text(key string) (s string, present bool, e *Error) {
 	return s, true, nil
 }
 
+// Email returns the required email input, trimmed and lower-cased as Xano
+// does, and checked to be a plain address.
+func (in Input) Email() (string, *Error) {
+	raw, e := in.RequiredText("email")
+	if e != nil {
+		return "", e
+	}
+	return normalizeEmail(raw)
+}
+
 // RequiredText is Text for an input that must be present and non-empty.
 func (in Input) RequiredText(key string) (string, *Error) {
 	s, present, e := in.Text(key)

@@ -153,11 +153,7 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 		return e
 	}
 	log := a.Svc.Logger.With(zap.String("endpoint", "refresh"), zap.String("table", t.Name))
-	ds, e := a.Svc.dataSource(r)
-	if e != nil {
-		return e
-	}
-	in, e := ParseInput(w, r, a.MaxBody)
+	ds, in, e := a.inputs(w, r)
 	if e != nil {
 		return e
 	}
