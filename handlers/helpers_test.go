@@ -29,7 +29,7 @@ type fixture struct {
 	clock time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db, err := store.OpenBolt(filepath.Join(t.TempDir(), "auth.db"), time.Second)
 	if err != nil {

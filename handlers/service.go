@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,8 +70,10 @@ type Service struct {
 	// Limits are the endpoints' rate limits; nil limits nothing.
 	Limits *Limits
 
-	keys     atomic.Pointer[token.Ring]
-	sessions sessions
+	keys      atomic.Pointer[token.Ring]
+	sessions  sessions
+	cacheOnce sync.Once
+	cache     *verifyCache
 }
 
 // SetKeys installs the key ring; the newest key signs from then on.
@@ -128,7 +131,7 @@ func (s *Service) authenticate(r *http.Request, cookies []string, tables []strin
 	if derr != nil {
 		return nil, derr
 	}
-	c, err := s.Keys().Verify(raw, s.now(), s.Leeway)
+	c, err := s.verify(raw)
 	if err != nil {
 		if errors.Is(err, token.ErrExpired) {
 			return nil, unauthorized(MsgTokenExpired)
