@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -122,26 +121,4 @@ func nextUserID(t *testing.T) int {
 		t.Fatalf("me: %d %s", me.status, me.body)
 	}
 	return id
-}
-
-// rawPost sends body with a content type as is (no JSON encoding).
-func rawPost(t *testing.T, path, contentType string, body []byte, headers ...string) result {
-	t.Helper()
-	req, err := http.NewRequest("POST", base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return result{resp.StatusCode, resp.Header, string(b)}
 }

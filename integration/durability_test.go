@@ -2,10 +2,7 @@ package integration
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -98,28 +95,6 @@ func (c *childCaddy) kill(t *testing.T) {
 	}
 }
 
-func post(t *testing.T, url string, body any, headers ...string) result {
-	t.Helper()
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rb, _ := io.ReadAll(resp.Body)
-	return result{resp.StatusCode, resp.Header, string(rb)}
-}
-
 // TestSignupSurvivesKill9: a signup that answered 200 is on disk, so a
 // SIGKILL right after the answer loses neither the user nor the generated
 // key (the token from before the kill still works after the restart).
@@ -163,26 +138,8 @@ http://localhost:9180 {
 			t.Fatalf("login %d after kill -9: %d %s", i, r.status, r.body)
 		}
 	}
-	r := do9180(t, "GET", site+"/api:x/auth/me", "Authorization", "Bearer "+tokens[2])
+	r := send(t, "GET", site+"/api:x/auth/me", "", nil, "Authorization", "Bearer "+tokens[2])
 	if r.status != 200 || !strings.HasPrefix(r.body, `{"id":3,`) {
 		t.Fatalf("token from before the kill: %d %s", r.status, r.body)
 	}
-}
-
-func do9180(t *testing.T, method, url string, headers ...string) result {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return result{resp.StatusCode, resp.Header, string(b)}
 }
