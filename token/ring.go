@@ -1,9 +1,12 @@
 package token
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -46,10 +49,13 @@ func NewRing(keys ...[]byte) (*Ring, error) {
 		}
 		r.keys[i] = append([]byte(nil), k...)
 	}
+	// Compression is done by Mint with a pooled writer, and announced
+	// with the same "zip":"DEF" header go-jose would set: go-jose builds a
+	// new DEFLATE compressor (~1.2 MB) for every token otherwise.
 	enc, err := jose.NewEncrypter(
 		jose.A256CBC_HS512,
 		jose.Recipient{Algorithm: jose.A256KW, Key: r.keys[0]},
-		(&jose.EncrypterOptions{Compression: jose.DEFLATE}),
+		(&jose.EncrypterOptions{}).WithHeader(jose.HeaderKey("zip"), "DEF"),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("token: building encrypter: %w", err)
@@ -79,7 +85,7 @@ func (r *Ring) Mint(c Claims) (string, error) {
 		// json errors can quote offending values from Extras; keep them out.
 		return "", errors.New("token: claims cannot be encoded as JSON")
 	}
-	obj, err := r.enc.Encrypt(plain)
+	obj, err := r.enc.Encrypt(deflate(plain))
 	if err != nil {
 		return "", fmt.Errorf("token: encrypting: %w", err)
 	}
@@ -183,4 +189,21 @@ func sextet(c byte) byte {
 		return 63
 	}
 	return 0xff
+}
+
+// flateWriters reuses DEFLATE compressors across Mint calls.
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed) // the level go-jose uses
+	return w
+}}
+
+// deflate compresses p as go-jose's DEFLATE compression does.
+func deflate(p []byte) []byte {
+	var buf bytes.Buffer
+	w := flateWriters.Get().(*flate.Writer)
+	w.Reset(&buf)
+	_, _ = w.Write(p) // writing to a bytes.Buffer cannot fail
+	_ = w.Close()
+	flateWriters.Put(w)
+	return buf.Bytes()
 }
