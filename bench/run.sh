@@ -4,6 +4,7 @@
 #
 #   bash bench/run.sh            # ~2 minutes
 #   ROUND=3s ROUNDS=2 bash bench/run.sh   # quicker
+#   HASHC=1 bash bench/run.sh              # hash_concurrency 1 (default: CPUs)
 #
 # It builds ./cmd/caddy and ./bench/load, starts Caddy on 127.0.0.1:9301
 # with a bench Caddyfile, and prints one table.
@@ -40,6 +41,7 @@ cat >"$work/Caddyfile" <<CADDY
 	xano {
 		storage bbolt $work/bench.db
 		rate_limit off
+		hash_concurrency ${HASHC:-0}
 	}
 }
 http://127.0.0.1:$PORT {
