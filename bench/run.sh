@@ -5,6 +5,7 @@
 #   bash bench/run.sh            # ~2 minutes
 #   ROUND=3s ROUNDS=2 bash bench/run.sh   # quicker
 #   HASHC=1 bash bench/run.sh              # hash_concurrency 1 (default: CPUs)
+#   PIN=1 bash bench/run.sh                # Caddy on CPU 0, the load generator on the others
 #
 # It builds ./cmd/caddy and ./bench/load, starts Caddy on 127.0.0.1:9301
 # with a bench Caddyfile, and prints one table.
@@ -21,7 +22,7 @@ BASE="http://127.0.0.1:$PORT"
 work=$(mktemp -d)
 caddy_pid=""
 cleanup() {
-	if [[ -n "$caddy_pid" ]]; then kill "$caddy_pid" 2>/dev/null || true; wait "$caddy_pid" 2>/dev/null || true; fi
+	if [[ -n "$caddy_pid" ]]; then kill "$caddy_pid" 2>/dev/null || true; sleep 2; kill -9 "$caddy_pid" 2>/dev/null || true; wait "$caddy_pid" 2>/dev/null || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -35,6 +36,7 @@ cat >"$work/Caddyfile" <<CADDY
 	admin off
 	http_port $PORT
 	auto_https off
+	grace_period 1s
 	log {
 		level ERROR
 	}
@@ -55,7 +57,11 @@ http://127.0.0.1:$PORT {
 	}
 }
 CADDY
-XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+server_pin=() load_pin=()
+if [[ "${PIN:-0}" == 1 ]] && command -v taskset >/dev/null; then
+	server_pin=(taskset -c 0) load_pin=(taskset -c "1-$((CPUS - 1))")
+fi
+XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" "${server_pin[@]}" "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
 for _ in $(seq 50); do curl -fsS "$BASE/plain" >/dev/null 2>&1 && break; sleep 0.2; done
 
@@ -63,7 +69,7 @@ signup=$(curl -fsS -X POST "$BASE/api:b/auth/signup" -H 'Content-Type: applicati
 	-d '{"email":"bench@example.com","password":"secret123"}')
 TOKEN=$(sed 's/.*"authToken":"\([^"]*\)".*/\1/' <<<"$signup")
 
-load() { "$work/load" "$@"; }
+load() { "${load_pin[@]}" "$work/load" "$@"; }
 field() { sed "s/.*\"$1\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
 
 declare -A RPS P50 P99

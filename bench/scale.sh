@@ -13,7 +13,7 @@ BASE="http://127.0.0.1:$PORT"
 work=$(mktemp -d)
 caddy_pid=""
 stop_caddy() {
-	if [[ -n "$caddy_pid" ]]; then kill "$caddy_pid" 2>/dev/null || true; wait "$caddy_pid" 2>/dev/null || true; caddy_pid=""; fi
+	if [[ -n "$caddy_pid" ]]; then kill "$caddy_pid" 2>/dev/null || true; sleep 2; kill -9 "$caddy_pid" 2>/dev/null || true; wait "$caddy_pid" 2>/dev/null || true; caddy_pid=""; fi
 }
 trap 'stop_caddy; rm -rf "$work"' EXIT
 
@@ -31,6 +31,7 @@ for n in 1000 "$BIG"; do
 	admin off
 	http_port $PORT
 	auto_https off
+	grace_period 1s
 	log {
 		level ERROR
 	}
