@@ -33,6 +33,7 @@ func init() {
 //		data_sources <name...>
 //		leeway <duration>
 //		hash_concurrency <n>
+//		hash_concurrency_busy <n>
 //		sweep_interval <duration>
 //		rate_limit off | {
 //			login_ip|login_account|signup_ip|refresh_ip <events> <window> | off
@@ -138,6 +139,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.HashConcurrency = n
+		case "hash_concurrency_busy":
+			n, err := parseInt(d)
+			if err != nil {
+				return err
+			}
+			a.HashConcurrencyBusy = n
 		case "table":
 			if err := a.parseTable(d); err != nil {
 				return err

@@ -20,6 +20,7 @@ func TestParseGlobalOption(t *testing.T) {
 		data_sources live test
 		leeway 2s
 		hash_concurrency 3
+		hash_concurrency_busy 2
 		table user {
 			fields name company
 			extras role
@@ -44,7 +45,7 @@ func TestParseGlobalOption(t *testing.T) {
 		`"keys":["{env.XANO_AUTH_KEY}","{file./etc/old.key}"],"data_sources":["live","test"],` +
 		`"tables":{"admin":{"signup":"closed"},"user":{"fields":["name","company"],"extras":["role"],"defaults":{"role":"member"},` +
 		`"token_ttl":3600000000000,"signup":"open","password":{"min_length":10,"min_letters":0}}},` +
-		`"leeway":2000000000,"hash_concurrency":3}`
+		`"leeway":2000000000,"hash_concurrency":3,"hash_concurrency_busy":2}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}

@@ -72,6 +72,14 @@ type App struct {
 	// CPUs.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
 
+	// HashConcurrencyBusy bounds the password hashes that start while
+	// requests with valid tokens are being served (any in the last
+	// 100 ms): Go preempts a running hash only every ~10 ms, so hashing on
+	// every CPU makes those requests wait. Set it to HashConcurrency to let
+	// logins use every slot regardless. Default: half of HashConcurrency,
+	// at least 1.
+	HashConcurrencyBusy int `json:"hash_concurrency_busy,omitempty"`
+
 	// SweepInterval is how often expired sessions, refresh tokens,
 	// revocations and retired keys are pruned. Default: 1m.
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
@@ -187,7 +195,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.svc = &handlers.Service{
 		Store:       st,
-		Hasher:      password.NewHasher(password.DefaultParams, a.HashConcurrency, 0),
+		Hasher:      a.newHasher(),
 		Logger:      a.logger,
 		Tables:      tables,
 		DataSources: a.DataSources,
@@ -203,7 +211,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+func (a *App) newHasher() *password.Hasher {
+	h := password.NewHasher(password.DefaultParams, a.HashConcurrency, 0)
+	h.LimitWhileBusy(a.HashConcurrencyBusy)
+	return h
+}
+
 func (a *App) validateConfig() error {
+	if a.HashConcurrency < 0 || a.HashConcurrencyBusy < 0 {
+		return fmt.Errorf("hash_concurrency and hash_concurrency_busy must not be negative")
+	}
+	if a.HashConcurrency > 0 && a.HashConcurrencyBusy > a.HashConcurrency {
+		return fmt.Errorf("hash_concurrency_busy %d exceeds hash_concurrency %d", a.HashConcurrencyBusy, a.HashConcurrency)
+	}
 	if a.Storage.Type != "bbolt" {
 		return fmt.Errorf("storage type %q is not supported (want bbolt)", a.Storage.Type)
 	}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,11 +17,16 @@ import (
 // re-checked on every hit, so caching changes no answer. Revocation is not
 // its business: the caller checks it after every verify, cached or not.
 //
-// Memory bound: at most verifyCacheSize entries, each the token string
-// (≈400 bytes for ours) plus its claims: ≈10 MB when full.
+// Memory bound: at most verifyCacheSize entries (a full shard evicts one
+// at random), each a private copy of the token string (≈380 bytes for
+// ours; Verify refuses more than token.MaxTokenLength) plus its decoded
+// claims and map slot (≈640 bytes with one extra): ≈1 KB per entry, 64 MiB
+// when full (TestVerifyCacheMemoryBound measures it). It fills only with
+// distinct tokens that verified, each one a login, so only a site with tens
+// of thousands of users active within a token lifetime gets near it.
 const (
-	verifyCacheShards   = 16
-	verifyCacheSize     = 16384
+	verifyCacheShards   = 64
+	verifyCacheSize     = 65536
 	verifyCachePerShard = verifyCacheSize / verifyCacheShards
 )
 
@@ -71,10 +77,14 @@ func (c *verifyCache) get(tok string, ring *token.Ring, now time.Time, leeway ti
 
 // put remembers a verified token, evicting an arbitrary entry of a full
 // shard: a bound on memory matters more than which token pays a miss.
+// The key is cloned, also when it replaces an entry (Go maps store the new
+// key string then): tok is usually a substring of a request header, and a
+// Cookie header can be a megabyte that the cache must not keep alive.
 func (c *verifyCache) put(tok string, ring *token.Ring, claims token.Claims) {
+	tok = strings.Clone(tok)
 	sh := c.shard(tok)
 	sh.mu.Lock()
-	if len(sh.m) >= verifyCachePerShard {
+	if _, ok := sh.m[tok]; !ok && len(sh.m) >= verifyCachePerShard {
 		for k := range sh.m {
 			delete(sh.m, k)
 			break
@@ -94,17 +104,28 @@ func (c *verifyCache) len() int {
 	return n
 }
 
-// verify checks a token, from the cache when it can.
+// verify checks a token, from the cache when it can. The claims of a hit
+// share their Extras map with the cache and with other requests: callers
+// read them, never modify them.
+//
+// Every token that verifies is also reported to the hasher as foreground
+// traffic, so that a login storm leaves processors for authenticated
+// requests (password/foreground.go). Failures are not reported: junk
+// tokens must not be a cheap way to slow everyone's logins down.
 func (s *Service) verify(raw string) (token.Claims, error) {
 	ring := s.Keys()
 	now := s.now()
 	s.cacheOnce.Do(func() { s.cache = newVerifyCache() })
-	if c, ok := s.cache.get(raw, ring, now, s.Leeway); ok {
-		return c, nil
-	}
-	c, err := ring.Verify(raw, now, s.Leeway)
-	if err == nil {
+	c, ok := s.cache.get(raw, ring, now, s.Leeway)
+	if !ok {
+		var err error
+		if c, err = ring.Verify(raw, now, s.Leeway); err != nil {
+			return c, err
+		}
 		s.cache.put(raw, ring, c)
 	}
-	return c, err
+	if s.Hasher != nil {
+		s.Hasher.Foreground()
+	}
+	return c, nil
 }

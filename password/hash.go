@@ -109,6 +109,9 @@ type Hasher struct {
 	// computations counts argon2/bcrypt computations; tests use it to see
 	// that work was (or was not) done.
 	computations atomic.Uint64
+
+	// fg makes hashing yield to foreground traffic (foreground.go).
+	fg foreground
 }
 
 // NewHasher returns a Hasher that hashes with p and runs at most concurrency
@@ -147,6 +150,7 @@ func NewHasher(p Params, concurrency int, maxWait time.Duration) *Hasher {
 		sem:     make(chan struct{}, concurrency),
 		maxWait: maxWait,
 	}
+	h.fg.init(concurrency, 0)
 
 	// The dummy password is random and immediately forgotten, so no input
 	// can ever match the dummy hash. crypto/rand.Read never fails on
@@ -230,14 +234,16 @@ func (h *Hasher) MemoryBound() uint64 {
 // see whether a code path spent hashing work.
 func (h *Hasher) Computations() uint64 { return h.computations.Load() }
 
-// compute runs f while holding a hashing slot. It waits for a slot at most
-// h.maxWait and never past ctx; either way it returns ErrBusy without running
-// f. A ctx that has already ended gets ErrBusy even if a slot is free, since
-// nobody is waiting for the result.
+// compute runs f while holding a hashing slot (and, while foreground
+// traffic is active, a foreground slot: foreground.go). It waits for them at
+// most h.maxWait and never past ctx; either way it returns ErrBusy without
+// running f. A ctx that has already ended gets ErrBusy even if a slot is
+// free, since nobody is waiting for the result.
 func (h *Hasher) compute(ctx context.Context, f func()) error {
 	if ctx.Err() != nil {
 		return ErrBusy
 	}
+	start := time.Now()
 	select {
 	case h.sem <- struct{}{}:
 	default:
@@ -252,6 +258,11 @@ func (h *Hasher) compute(ctx context.Context, f func()) error {
 		}
 	}
 	defer func() { <-h.sem }()
+	release, err := h.yield(ctx, start)
+	if err != nil {
+		return err
+	}
+	defer release()
 	h.computations.Add(1)
 	f()
 	return nil
