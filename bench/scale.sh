@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$ROOT"
 BIG=${BIG:-1000000}
 ROUND=${ROUND:-4s}
-PORT=9311
+PORT=${PORT:-9311}
 BASE="http://127.0.0.1:$PORT"
 work=$(mktemp -d)
 caddy_pid=""

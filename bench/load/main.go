@@ -1,6 +1,7 @@
 // Command load is xanoauth's HTTP load generator: a fixed number of
 // concurrent clients send one request shape for a fixed time against a
-// loopback URL, and it prints one JSON line: requests/s, p50, p99, errors.
+// loopback URL, and it prints one JSON line: requests/s, p50, p99, errors
+// (plus its wall and CPU seconds).
 //
 //	go run ./bench/load -url http://127.0.0.1:9301/guarded -c 16 -d 5s -H "Authorization: Bearer $TOKEN"
 //
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -110,9 +112,15 @@ func main() {
 		}
 		return float64(all[int(float64(len(all)-1)*p)].Microseconds()) / 1000
 	}
+	// The generator's own CPU time, so that a script can tell how much
+	// of the machine other processes took during the run.
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	out, _ := json.Marshal(map[string]any{
 		"ok": len(all), "errors": errs.Load(), "rps": float64(len(all)) / elapsed.Seconds(),
 		"p50_ms": pct(0.50), "p99_ms": pct(0.99),
+		"elapsed_s": elapsed.Seconds(), "cpu_s": cpu.Seconds(),
 	})
 	fmt.Println(string(out))
 }
