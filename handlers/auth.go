@@ -166,15 +166,16 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
 		return a.hashFailure(log, err)
 	}
 	u := &store.User{Email: email, Fields: fields, PasswordHash: hash}
-	if err := a.Svc.Store.CreateUser(r.Context(), realm, u); err != nil {
-		if errors.Is(err, store.ErrEmailTaken) {
-			log.Info("signup refused: email in use")
-			return accessDenied(MsgAccountInUse)
-		}
+	p, err := a.Svc.signupSession(r.Context(), t, ds, u)
+	if errors.Is(err, store.ErrEmailTaken) {
+		log.Info("signup refused: email in use")
+		return accessDenied(MsgAccountInUse)
+	}
+	if err != nil {
 		return a.fatal(log, "creating user", err)
 	}
 	log.Info("signup", zap.Int64("user_id", u.ID), zap.String("ds", ds))
-	return a.sendToken(w, r, log, t, ds, u)
+	return a.sendSession(w, r, t, p)
 }
 
 func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
@@ -289,6 +290,11 @@ func (a *Auth) sendToken(w http.ResponseWriter, r *http.Request, log *zap.Logger
 	if err != nil {
 		return a.fatal(log, "starting session", err)
 	}
+	return a.sendSession(w, r, t, p)
+}
+
+// sendSession answers with a new session's tokens (and cookie).
+func (a *Auth) sendSession(w http.ResponseWriter, r *http.Request, t *Table, p tokenPair) *Error {
 	a.setSessionCookie(w, r, p.Access, t.TokenTTL)
 	return a.sendPair(w, p)
 }

@@ -101,9 +101,12 @@ func wellFormedRefresh(raw string) bool {
 	return err == nil
 }
 
+// accessExp is the exp of an access token of table t issued at now.
+func accessExp(t *Table, now time.Time) int64 { return now.Unix() + int64(t.TokenTTL/time.Second) }
+
 // mintAccess issues an access token of session sid for u.
 func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now time.Time) (string, int64, error) {
-	exp := now.Unix() + int64(t.TokenTTL/time.Second)
+	exp := accessExp(t, now)
 	tok, err := s.Keys().Mint(token.Claims{
 		ID: u.ID, Table: t.Name, DS: ds, Extras: extrasOf(t, u), SID: sid,
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
@@ -114,31 +117,70 @@ func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now
 // startSession records a new session for u and issues its tokens: an
 // access token always, a refresh token when the table has refresh on.
 func (s *Service) startSession(ctx context.Context, t *Table, ds string, u *store.User) (tokenPair, error) {
-	var p tokenPair
-	sidBytes := make([]byte, 16)
-	if _, err := rand.Read(sidBytes); err != nil {
-		return p, err
-	}
-	sid := hex.EncodeToString(sidBytes)
-	now := s.now()
-	access, exp, err := s.mintAccess(t, ds, u, sid, now)
+	ns, err := s.newSession(t, ds)
 	if err != nil {
-		return p, err
-	}
-	sess := &store.Session{SID: sid, Realm: store.Realm{DataSource: ds, Table: t.Name}, UserID: u.ID, Created: now.Unix(), AccessExp: exp}
-	var rt *store.RefreshToken
-	if t.RefreshTTL > 0 {
-		if p.Refresh, err = randomToken(32); err != nil {
-			return p, err
-		}
-		sess.RefreshExp = now.Add(t.RefreshTTL).Unix()
-		rt = &store.RefreshToken{Hash: hashRefresh(p.Refresh), SID: sid, Expires: sess.RefreshExp}
-	}
-	if err := s.Store.CreateSession(ctx, sess, rt); err != nil {
 		return tokenPair{}, err
 	}
-	p.Access = access
-	return p, nil
+	ns.sess.UserID = u.ID
+	if err := s.Store.CreateSession(ctx, ns.sess, ns.rt); err != nil {
+		return tokenPair{}, err
+	}
+	return ns.issue(s, t, u)
+}
+
+// signupSession creates u and its first session in one durable write, and
+// issues the session's tokens.
+func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *store.User) (tokenPair, error) {
+	ns, err := s.newSession(t, ds)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	if err := s.Store.CreateUserSession(ctx, ns.sess.Realm, u, ns.sess, ns.rt); err != nil {
+		return tokenPair{}, err
+	}
+	return ns.issue(s, t, u)
+}
+
+// newSession is a session drawn but not stored yet.
+type newSession struct {
+	sess    *store.Session
+	rt      *store.RefreshToken // nil when the table has refresh off
+	refresh string              // the refresh token itself, sent once
+	now     time.Time
+}
+
+// newSession draws a session of table t in ds, starting now; the caller
+// (or the store) sets its UserID.
+func (s *Service) newSession(t *Table, ds string) (*newSession, error) {
+	sidBytes := make([]byte, 16)
+	if _, err := rand.Read(sidBytes); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	ns := &newSession{now: now, sess: &store.Session{
+		SID:       hex.EncodeToString(sidBytes),
+		Realm:     store.Realm{DataSource: ds, Table: t.Name},
+		Created:   now.Unix(),
+		AccessExp: accessExp(t, now),
+	}}
+	if t.RefreshTTL > 0 {
+		var err error
+		if ns.refresh, err = randomToken(32); err != nil {
+			return nil, err
+		}
+		ns.sess.RefreshExp = now.Add(t.RefreshTTL).Unix()
+		ns.rt = &store.RefreshToken{Hash: hashRefresh(ns.refresh), SID: ns.sess.SID, Expires: ns.sess.RefreshExp}
+	}
+	return ns, nil
+}
+
+// issue mints the access token of a stored session for u.
+func (ns *newSession) issue(s *Service, t *Table, u *store.User) (tokenPair, error) {
+	access, _, err := s.mintAccess(t, ns.sess.Realm.DataSource, u, ns.sess.SID, ns.now)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	return tokenPair{Access: access, Refresh: ns.refresh}, nil
 }
 
 // refresh exchanges a refresh token for a new pair. The old token is spent;

@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -293,5 +295,95 @@ func TestChangePasswordIsRateLimited(t *testing.T) {
 	}
 	if resp := try("secret123"); resp.Status != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third guess: %d %s", resp.Status, resp.Body)
+	}
+}
+
+// writeStore counts the writes that create users and sessions, and fails
+// those that create sessions when failWrites is set.
+type writeStore struct {
+	store.Store
+	users, sessions, userSessions atomic.Int64
+	failWrites                    bool
+}
+
+var errDiskFull = errors.New("disk full")
+
+// CreateUser never fails: a signup that wrote the user and then failed to
+// write its session would leave the user behind, which the tests catch.
+func (s *writeStore) CreateUser(ctx context.Context, r store.Realm, u *store.User) error {
+	s.users.Add(1)
+	return s.Store.CreateUser(ctx, r, u)
+}
+
+func (s *writeStore) CreateSession(ctx context.Context, sess *store.Session, rt *store.RefreshToken) error {
+	s.sessions.Add(1)
+	if s.failWrites {
+		return errDiskFull
+	}
+	return s.Store.CreateSession(ctx, sess, rt)
+}
+
+func (s *writeStore) CreateUserSession(ctx context.Context, r store.Realm, u *store.User, sess *store.Session, rt *store.RefreshToken) error {
+	s.userSessions.Add(1)
+	if s.failWrites {
+		return errDiskFull
+	}
+	return s.Store.CreateUserSession(ctx, r, u, sess, rt)
+}
+
+// TestSignupIsOneWrite: a signup stores its user and session in one
+// transaction (one fsync), with refresh tokens on; the session belongs to
+// the new user and its tokens work.
+func TestSignupIsOneWrite(t *testing.T) {
+	f := refreshFixture(t)
+	ws := &writeStore{Store: f.store}
+	f.svc.Store = ws
+	resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "one@example.com", "password": "secret123"}))
+	if resp.Status != 200 {
+		t.Fatalf("signup: %d %s", resp.Status, resp.Body)
+	}
+	if u, s, us := ws.users.Load(), ws.sessions.Load(), ws.userSessions.Load(); u != 0 || s != 0 || us != 1 {
+		t.Fatalf("signup wrote CreateUser %d, CreateSession %d, CreateUserSession %d times; want 0, 0, 1", u, s, us)
+	}
+	body := resp.json(t)
+	access := body["authToken"].(string)
+	c, err := f.svc.Keys().Verify(access, f.clock, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := f.store.SessionBySID(context.Background(), c.SID)
+	u, uerr := f.store.UserByEmail(context.Background(), store.Realm{DataSource: "live", Table: "user"}, "one@example.com")
+	if err != nil || uerr != nil || sess.UserID != u.ID || c.ID != u.ID || sess.AccessExp != c.Expiry {
+		t.Fatalf("session %+v (%v) of user %+v (%v), token claims %+v", sess, err, u, uerr, c)
+	}
+	if got := f.me(t, access); got != 200 {
+		t.Fatalf("auth/me with the signup's token: %d", got)
+	}
+	if resp := f.refresh(t, body["refreshToken"].(string)); resp.Status != 200 {
+		t.Fatalf("refresh with the signup's refresh token: %d %s", resp.Status, resp.Body)
+	}
+}
+
+// TestSignupWriteFailureLeavesNoUser: when the store cannot write, the
+// client gets Xano's 500 envelope (no internals) and the email stays free,
+// so retrying the signup later works.
+func TestSignupWriteFailureLeavesNoUser(t *testing.T) {
+	f := newFixture(t)
+	ws := &writeStore{Store: f.store, failWrites: true}
+	f.svc.Store = ws
+	req := func() response {
+		resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "retry@example.com", "password": "secret123"}))
+		return resp
+	}
+	resp := req()
+	if resp.Status != 500 || strings.Contains(string(resp.Body), "disk") {
+		t.Fatalf("failed write: %d %s", resp.Status, resp.Body)
+	}
+	if _, err := f.store.UserByEmail(context.Background(), store.Realm{DataSource: "live", Table: "user"}, "retry@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a failed signup left its user behind: %v", err)
+	}
+	ws.failWrites = false
+	if resp := req(); resp.Status != 200 {
+		t.Fatalf("retried signup: %d %s", resp.Status, resp.Body)
 	}
 }

@@ -228,6 +228,26 @@ func validEmail(email string) error {
 // touched only after success. A duplicate email fails inside the
 // transaction, so two racing signups for one email cannot both succeed.
 func (b *Bolt) CreateUser(ctx context.Context, realm Realm, u *User) error {
+	return b.createUser(ctx, realm, u, nil, nil)
+}
+
+// CreateUserSession implements Sessions.
+func (b *Bolt) CreateUserSession(ctx context.Context, realm Realm, u *User, s *Session, rt *RefreshToken) error {
+	if s == nil || s.SID == "" {
+		return errors.New("creating user session: no session id")
+	}
+	if s.Realm != realm {
+		return fmt.Errorf("creating user session: session of %s for a user of %s", realmDesc(s.Realm), realmDesc(realm))
+	}
+	if rt != nil && rt.SID != s.SID {
+		return errors.New("creating user session: refresh token of another session")
+	}
+	return b.createUser(ctx, realm, u, s, rt)
+}
+
+// createUser inserts u and, unless s is nil, its session s with s.UserID
+// set to the new id (and rt), in one transaction.
+func (b *Bolt) createUser(ctx context.Context, realm Realm, u *User, s *Session, rt *RefreshToken) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -294,6 +314,15 @@ func (b *Bolt) CreateUser(ctx context.Context, realm Realm, u *User) error {
 		if err := emails.Put(email, key); err != nil {
 			return err
 		}
+		if s != nil {
+			// A copy: Batch may run this function again, and s must not
+			// change unless the transaction commits.
+			sess := *s
+			sess.UserID = int64(seq)
+			if err := putSession(tx, &sess, rt); err != nil {
+				return err
+			}
+		}
 		id = int64(seq)
 		return nil
 	})
@@ -305,6 +334,9 @@ func (b *Bolt) CreateUser(ctx context.Context, realm Realm, u *User) error {
 	}
 	u.ID = id
 	u.CreatedAt = createdAt
+	if s != nil {
+		s.UserID = id
+	}
 	return nil
 }
 

@@ -69,6 +69,12 @@ type Sessions interface {
 	// CreateSession stores s and, unless rt is nil, its first refresh
 	// token, durably.
 	CreateSession(ctx context.Context, s *Session, rt *RefreshToken) error
+	// CreateUserSession creates u as CreateUser does and, in the same
+	// durable transaction, its first session s (and rt unless nil), with
+	// s.UserID set to u's new id: a signup costs one write, and no user is
+	// left without the session its signup asked for. s.Realm must be
+	// realm. On failure neither u nor s is changed.
+	CreateUserSession(ctx context.Context, realm Realm, u *User, s *Session, rt *RefreshToken) error
 	// SessionBySID returns the session, or ErrNotFound.
 	SessionBySID(ctx context.Context, sid string) (*Session, error)
 	// RefreshTokenByHash returns the stored token, or ErrNotFound.
@@ -180,20 +186,24 @@ func (b *Bolt) CreateSession(ctx context.Context, s *Session, rt *RefreshToken) 
 	if s.SID == "" {
 		return errors.New("creating session: empty sid")
 	}
-	err := b.db.Batch(func(tx *bolt.Tx) error {
-		if err := putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketUserSessions).Put(userSessionKey(s.Realm, s.UserID, s.SID), nil); err != nil {
-			return err
-		}
-		if rt != nil {
-			return putJSON(tx.Bucket(bucketRefresh), rt.Hash, rt)
-		}
-		return nil
-	})
+	err := b.db.Batch(func(tx *bolt.Tx) error { return putSession(tx, s, rt) })
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
+	}
+	return nil
+}
+
+// putSession writes a new session, its index entry and its first refresh
+// token (unless rt is nil).
+func putSession(tx *bolt.Tx, s *Session, rt *RefreshToken) error {
+	if err := putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketUserSessions).Put(userSessionKey(s.Realm, s.UserID, s.SID), nil); err != nil {
+		return err
+	}
+	if rt != nil {
+		return putJSON(tx.Bucket(bucketRefresh), rt.Hash, rt)
 	}
 	return nil
 }

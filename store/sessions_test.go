@@ -157,3 +157,111 @@ func TestConcurrentRotateOnlyOneWins(t *testing.T) {
 		t.Fatalf("wins %d grace %d revoked %v", wins, grace, b.IsRevoked("c"))
 	}
 }
+
+// TestCreateUserSession: a signup's user and session land in one durable
+// transaction, the session indexed under the new id; a refused signup
+// leaves neither behind.
+func TestCreateUserSession(t *testing.T) {
+	b, path := openSessions(t)
+	ctx := context.Background()
+	mk := func(email, sid string) (*User, *Session, *RefreshToken) {
+		return &User{Email: email, PasswordHash: "h"},
+			&Session{SID: sid, Realm: realmU, Created: 1, AccessExp: 2_000_000_000, RefreshExp: 2_000_000_000},
+			&RefreshToken{Hash: hashOf("rt-" + sid), SID: sid, Expires: 2_000_000_000}
+	}
+	if err := b.CreateUser(ctx, realmU, &User{Email: "first@example.com", PasswordHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	u, s, rt := mk("new@example.com", "sid-new")
+	if err := b.CreateUserSession(ctx, realmU, u, s, rt); err != nil {
+		t.Fatal(err)
+	}
+	if u.ID != 2 || s.UserID != 2 {
+		t.Fatalf("ids: user %d, session's user %d; want 2 and 2", u.ID, s.UserID)
+	}
+
+	// Refused: the email is taken. Neither the session nor u changes.
+	dup, ds, drt := mk("new@example.com", "sid-dup")
+	if err := b.CreateUserSession(ctx, realmU, dup, ds, drt); !errors.Is(err, ErrEmailTaken) {
+		t.Fatalf("duplicate email: %v, want ErrEmailTaken", err)
+	}
+	if dup.ID != 0 || ds.UserID != 0 {
+		t.Fatalf("refused signup changed its arguments: user %d, session's user %d", dup.ID, ds.UserID)
+	}
+	// Refused: inconsistent arguments.
+	other, osess, _ := mk("other@example.com", "sid-other")
+	osess.Realm = Realm{DataSource: "test", Table: "user"}
+	if err := b.CreateUserSession(ctx, realmU, other, osess, nil); err == nil {
+		t.Fatal("session of another realm accepted")
+	}
+	other, osess, ort := mk("other@example.com", "sid-other")
+	ort.SID = "elsewhere"
+	if err := b.CreateUserSession(ctx, realmU, other, osess, ort); err == nil {
+		t.Fatal("refresh token of another session accepted")
+	}
+	if _, err := b.UserByEmail(ctx, realmU, "other@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused signup left its user: %v", err)
+	}
+
+	// Durable and complete after a restart: the session, its refresh token
+	// and the per-user index that revoking all sessions walks.
+	b.Close()
+	b2, err := OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if got, err := b2.SessionBySID(ctx, "sid-new"); err != nil || got.UserID != 2 || got.Realm != realmU {
+		t.Fatalf("session after restart: %+v, %v", got, err)
+	}
+	if got, err := b2.RefreshTokenByHash(ctx, hashOf("rt-sid-new")); err != nil || got.SID != "sid-new" {
+		t.Fatalf("refresh token after restart: %+v, %v", got, err)
+	}
+	if _, err := b2.SessionBySID(ctx, "sid-dup"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("session of the refused signup: %v", err)
+	}
+	if n, err := b2.RevokeUserSessions(ctx, realmU, 2, ""); err != nil || n != 1 || !b2.IsRevoked("sid-new") {
+		t.Fatalf("revoking the new user's sessions: %d, %v", n, err)
+	}
+}
+
+// TestCreateUserSessionConcurrent: signups racing for one email through
+// the group commit: one wins, with its session; the others leave nothing.
+func TestCreateUserSessionConcurrent(t *testing.T) {
+	b, _ := openSessions(t)
+	ctx := context.Background()
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			email := fmt.Sprintf("u%d@example.com", i%4) // 4 emails, 4 contenders each
+			s := &Session{SID: fmt.Sprintf("s%d", i), Realm: realmU, AccessExp: 2_000_000_000}
+			errs[i] = b.CreateUserSession(ctx, realmU, &User{Email: email, PasswordHash: "h"}, s, nil)
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		sess, serr := b.SessionBySID(ctx, fmt.Sprintf("s%d", i))
+		switch {
+		case err == nil:
+			won++
+			u, uerr := b.UserByEmail(ctx, realmU, fmt.Sprintf("u%d@example.com", i%4))
+			if serr != nil || uerr != nil || sess.UserID != u.ID {
+				t.Errorf("winner %d: session %+v (%v), user %+v (%v)", i, sess, serr, u, uerr)
+			}
+		case errors.Is(err, ErrEmailTaken):
+			if !errors.Is(serr, ErrNotFound) {
+				t.Errorf("loser %d left its session: %v", i, serr)
+			}
+		default:
+			t.Errorf("signup %d: %v", i, err)
+		}
+	}
+	if won != 4 {
+		t.Fatalf("%d signups won, want 4 (one per email)", won)
+	}
+}
