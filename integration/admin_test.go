@@ -44,7 +44,7 @@ http://localhost:9080 {
 	admin := func(method, body string) (int, string) {
 		req, _ := http.NewRequest(method, "http://localhost:2999/xano/users", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,13 @@ import (
 	"time"
 )
 
+// client opens a connection per request. Every test loads a new config
+// into the same Caddy, which closes the previous server's idle
+// connections; a kept-alive connection picked up just then fails a POST
+// with EOF (Go retries only idempotent requests on a stale connection),
+// which CI once hit at a test's first signup.
+var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // send is the one HTTP client of these tests: method on url (an absolute
 // URL, or a path on base), body sent as is with contentType when non-nil,
 // headers as name/value pairs. Each request is bounded in time.
@@ -35,7 +42,7 @@ func send(t *testing.T, method, url, contentType string, body []byte, headers ..
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func loadCaddyfile(cfg string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.Post("http://localhost:2999/load", "application/json", bytes.NewReader(body))
+	resp, err := client.Post("http://localhost:2999/load", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

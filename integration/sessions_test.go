@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,7 +71,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	}
 
 	// key rotation through the admin API: nobody is logged out
-	resp, err := http.Post("http://localhost:2999/xano/keys/rotate", "application/json", nil)
+	resp, err := client.Post("http://localhost:2999/xano/keys/rotate", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +89,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	}
 
 	// admin revocation of every session
-	resp, err = http.Post("http://localhost:2999/xano/sessions/revoke", "application/json", strings.NewReader(`{"user_id":1}`))
+	resp, err = client.Post("http://localhost:2999/xano/sessions/revoke", "application/json", strings.NewReader(`{"user_id":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
