@@ -141,8 +141,8 @@ func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *sto
 	return ns.issue(s, t, u)
 }
 
-// newSession is a session drawn but not stored yet.
-type newSession struct {
+// pendingSession is a session drawn but not stored yet.
+type pendingSession struct {
 	sess    *store.Session
 	rt      *store.RefreshToken // nil when the table has refresh off
 	refresh string              // the refresh token itself, sent once
@@ -151,13 +151,13 @@ type newSession struct {
 
 // newSession draws a session of table t in ds, starting now; the caller
 // (or the store) sets its UserID.
-func (s *Service) newSession(t *Table, ds string) (*newSession, error) {
+func (s *Service) newSession(t *Table, ds string) (*pendingSession, error) {
 	sidBytes := make([]byte, 16)
 	if _, err := rand.Read(sidBytes); err != nil {
 		return nil, err
 	}
 	now := s.now()
-	ns := &newSession{now: now, sess: &store.Session{
+	ns := &pendingSession{now: now, sess: &store.Session{
 		SID:       hex.EncodeToString(sidBytes),
 		Realm:     store.Realm{DataSource: ds, Table: t.Name},
 		Created:   now.Unix(),
@@ -175,7 +175,7 @@ func (s *Service) newSession(t *Table, ds string) (*newSession, error) {
 }
 
 // issue mints the access token of a stored session for u.
-func (ns *newSession) issue(s *Service, t *Table, u *store.User) (tokenPair, error) {
+func (ns *pendingSession) issue(s *Service, t *Table, u *store.User) (tokenPair, error) {
 	access, _, err := s.mintAccess(t, ns.sess.Realm.DataSource, u, ns.sess.SID, ns.now)
 	if err != nil {
 		return tokenPair{}, err
