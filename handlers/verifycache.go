@@ -35,12 +35,16 @@ type verifyCache struct {
 	shards [verifyCacheShards]verifyShard
 }
 
+// verifyShard maps a token's hash to its entry: the one hash that picks
+// the shard also finds the entry, and the entry's own copy of the token
+// settles a collision (then it is a miss, never a wrong answer).
 type verifyShard struct {
 	mu sync.RWMutex
-	m  map[string]verifiedEntry
+	m  map[uint64]verifiedEntry
 }
 
 type verifiedEntry struct {
+	tok    string
 	claims token.Claims
 	ring   *token.Ring
 }
@@ -48,23 +52,25 @@ type verifiedEntry struct {
 func newVerifyCache() *verifyCache {
 	c := &verifyCache{seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]verifiedEntry)
+		c.shards[i].m = make(map[uint64]verifiedEntry)
 	}
 	return c
 }
 
-func (c *verifyCache) shard(tok string) *verifyShard {
-	return &c.shards[maphash.String(c.seed, tok)%verifyCacheShards]
+// slot returns the shard of tok and its key there.
+func (c *verifyCache) slot(tok string) (*verifyShard, uint64) {
+	h := maphash.String(c.seed, tok)
+	return &c.shards[h%verifyCacheShards], h
 }
 
 // get returns the claims of tok if it verified under ring and is still
 // inside its validity window at now.
 func (c *verifyCache) get(tok string, ring *token.Ring, now time.Time, leeway time.Duration) (token.Claims, bool) {
-	sh := c.shard(tok)
+	sh, h := c.slot(tok)
 	sh.mu.RLock()
-	e, ok := sh.m[tok]
+	e, ok := sh.m[h]
 	sh.mu.RUnlock()
-	if !ok || e.ring != ring {
+	if !ok || e.ring != ring || e.tok != tok {
 		return token.Claims{}, false
 	}
 	lw := int64(leeway / time.Second)
@@ -77,20 +83,20 @@ func (c *verifyCache) get(tok string, ring *token.Ring, now time.Time, leeway ti
 
 // put remembers a verified token, evicting an arbitrary entry of a full
 // shard: a bound on memory matters more than which token pays a miss.
-// The key is cloned, also when it replaces an entry (Go maps store the new
-// key string then): tok is usually a substring of a request header, and a
-// Cookie header can be a megabyte that the cache must not keep alive.
+// The entry keeps a copy of tok: tok is usually a substring of a request
+// header, and a Cookie header can be a megabyte that the cache must not
+// keep alive.
 func (c *verifyCache) put(tok string, ring *token.Ring, claims token.Claims) {
-	tok = strings.Clone(tok)
-	sh := c.shard(tok)
+	sh, h := c.slot(tok)
+	e := verifiedEntry{strings.Clone(tok), claims, ring}
 	sh.mu.Lock()
-	if _, ok := sh.m[tok]; !ok && len(sh.m) >= verifyCachePerShard {
+	if _, ok := sh.m[h]; !ok && len(sh.m) >= verifyCachePerShard {
 		for k := range sh.m {
 			delete(sh.m, k)
 			break
 		}
 	}
-	sh.m[tok] = verifiedEntry{claims, ring}
+	sh.m[h] = e
 	sh.mu.Unlock()
 }
 

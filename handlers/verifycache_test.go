@@ -197,8 +197,8 @@ func TestVerifyCacheRotationReverifies(t *testing.T) {
 	if _, err := f.svc.verify(tok); err != nil {
 		t.Fatal(err)
 	}
-	sh := f.svc.cache.shard(tok)
-	if sh.m[tok].ring != old {
+	sh, h := f.svc.cache.slot(tok)
+	if sh.m[h].ring != old {
 		t.Fatal("entry not tied to the ring that verified it")
 	}
 	// Rotation: a new ring that still holds the old key. The token stays
@@ -210,7 +210,7 @@ func TestVerifyCacheRotationReverifies(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("token of the previous key after rotation: %+v, %v", got, err)
 	}
-	if sh.m[tok].ring != rotated {
+	if sh.m[h].ring != rotated {
 		t.Fatal("entry was not re-verified under the new ring")
 	}
 	if n := f.svc.cache.len(); n != 1 {
@@ -240,8 +240,9 @@ func TestVerifyCacheCopiesKey(t *testing.T) {
 	c.put(tok, nil, token.Claims{Expiry: 1 << 40})
 	c.put(tok, nil, token.Claims{Expiry: 1 << 40}) // replacing must copy too
 	lo := uintptr(unsafe.Pointer(unsafe.StringData(header)))
-	for k := range c.shard(tok).m {
-		p := uintptr(unsafe.Pointer(unsafe.StringData(k)))
+	sh, _ := c.slot(tok)
+	for _, e := range sh.m {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(e.tok)))
 		if p >= lo && p < lo+uintptr(len(header)) {
 			t.Fatal("cache key points into the request's header")
 		}
@@ -387,5 +388,24 @@ func TestVerifyReportsForeground(t *testing.T) {
 		if !f.svc.Hasher.Yielding() {
 			t.Fatal("a verified token did not make hashing yield")
 		}
+	}
+}
+
+// TestVerifyCacheCollisionIsAMiss: entries are found by a 64-bit hash of
+// the token; should two tokens ever share one, the entry's own copy of the
+// token decides, and the other token is a miss, never the first one's
+// claims.
+func TestVerifyCacheCollisionIsAMiss(t *testing.T) {
+	c := newVerifyCache()
+	c.put("token.of.user.one.x", nil, token.Claims{ID: 1, Expiry: 1 << 40})
+	shA, hA := c.slot("token.of.user.one.x")
+	shB, hB := c.slot("token.of.user.two.x")
+	// Forge the collision: user one's entry under user two's key.
+	shB.m[hB] = shA.m[hA]
+	if got, ok := c.get("token.of.user.two.x", nil, time.Unix(1, 0), 0); ok {
+		t.Fatalf("a colliding token got another token's claims: %+v", got)
+	}
+	if got, ok := c.get("token.of.user.one.x", nil, time.Unix(1, 0), 0); !ok || got.ID != 1 {
+		t.Fatalf("the token itself: %+v, %v", got, ok)
 	}
 }
