@@ -48,6 +48,8 @@ type Guard struct {
 	Redirect string
 
 	extraKeys []string
+	// extraPlaceholders[i] is the placeholder of extraKeys[i], built once.
+	extraPlaceholders []string
 }
 
 // Rule is one `require` condition: the claim named by Field ("id", "table",
@@ -63,7 +65,7 @@ func (g *Guard) Init() error {
 	if len(g.Tables) == 0 {
 		return fmt.Errorf("guard needs at least one table")
 	}
-	g.extraKeys = nil
+	g.extraKeys, g.extraPlaceholders = nil, nil
 	for _, name := range g.Tables {
 		t, ok := g.Svc.Tables[name]
 		if !ok {
@@ -72,6 +74,7 @@ func (g *Guard) Init() error {
 		for _, k := range t.Extras {
 			if !slices.Contains(g.extraKeys, k) {
 				g.extraKeys = append(g.extraKeys, k)
+				g.extraPlaceholders = append(g.extraPlaceholders, extrasPlaceholder+k)
 			}
 		}
 	}
@@ -154,23 +157,31 @@ func (g *Guard) setPlaceholders(repl *caddy.Replacer, c *token.Claims) {
 		repl.Set("http.auth.user.id", "")
 		repl.Set("http.auth.user.table", "")
 		repl.Set("http.auth.user.ds", "")
-		for _, k := range g.extraKeys {
-			repl.Set("http.auth.user.extras."+k, "")
+		for _, p := range g.extraPlaceholders {
+			repl.Set(p, "")
 		}
 		return
 	}
 	repl.Set("http.auth.user.id", strconv.FormatInt(c.ID, 10))
 	repl.Set("http.auth.user.table", c.Table)
 	repl.Set("http.auth.user.ds", c.DS)
-	for _, k := range g.extraKeys {
-		if _, ok := c.Extras[k]; !ok {
-			repl.Set("http.auth.user.extras."+k, "")
+	for i, k := range g.extraKeys {
+		v := ""
+		if x, ok := c.Extras[k]; ok {
+			v = stringify(x)
+		}
+		repl.Set(g.extraPlaceholders[i], v)
+	}
+	// Extras the guard's tables do not declare (any longer) are published
+	// too: the token carries them.
+	for k, x := range c.Extras {
+		if !slices.Contains(g.extraKeys, k) {
+			repl.Set(extrasPlaceholder+k, stringify(x))
 		}
 	}
-	for k, v := range c.Extras {
-		repl.Set("http.auth.user.extras."+k, stringify(v))
-	}
 }
+
+const extrasPlaceholder = "http.auth.user.extras."
 
 // claimValue renders one claim as text for rules, headers and placeholders.
 func claimValue(c *token.Claims, name string) (string, bool) {

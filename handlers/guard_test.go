@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/xanoauth/caddy-xanoauth/token"
 )
@@ -210,5 +211,38 @@ func TestGuardPassesPreflight(t *testing.T) {
 	r.Header.Set("Access-Control-Request-Method", "GET")
 	if _, next := serve(t, g, r); !next.called {
 		t.Fatal("preflight blocked")
+	}
+}
+
+func TestHeaderNamesCanonical(t *testing.T) {
+	for _, name := range []string{hdrXanoAuth, hdrXanoAuthOnly, hdrAuthorization, hdrDataSource} {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("%q is not canonical (%q): header() would never find it", name, c)
+		}
+	}
+}
+
+// TestGuardExtrasPlaceholders: a declared extra the token lacks is set and
+// empty; an extra the token carries but the table no longer declares is
+// published too, as the token says.
+func TestGuardExtrasPlaceholders(t *testing.T) {
+	f := newFixture(t)
+	g := newGuard(t, f, &Guard{})
+	tok, err := f.svc.Keys().Mint(token.Claims{ID: 7, Table: "user", DS: "live", SID: "s7",
+		Extras: map[string]any{"plan": "pro"}, IssuedAt: f.clock.Unix(), Expiry: f.clock.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r, repl := withReplacer(r)
+	next := &nextRecorder{}
+	if err := g.ServeHTTP(httptest.NewRecorder(), r, next); err != nil || !next.called {
+		t.Fatalf("valid token not let through: %v", err)
+	}
+	for k, want := range map[string]string{"http.auth.user.id": "7", "http.auth.user.extras.role": "", "http.auth.user.extras.plan": "pro"} {
+		if v, ok := repl.GetString(k); !ok || v != want {
+			t.Errorf("%s = %q (set: %v), want %q", k, v, ok, want)
+		}
 	}
 }

@@ -93,7 +93,7 @@ func (s *Service) now() time.Time {
 // does. Only configured data sources are accepted so that a client cannot
 // create realms by inventing header values.
 func (s *Service) dataSource(r *http.Request) (string, *Error) {
-	ds := strings.TrimSpace(r.Header.Get("X-Data-Source"))
+	ds := strings.TrimSpace(header(r, hdrDataSource))
 	if ds == "" {
 		return s.DataSources[0], nil
 	}
@@ -154,20 +154,39 @@ func (s *Service) authenticate(r *http.Request, cookies []string, tables []strin
 	return nil, unauthorized(MsgInvalidToken)
 }
 
+// The headers read on every guarded request, in canonical form
+// (TestHeaderNamesCanonical), so that header() can index the map directly:
+// Header.Get canonicalises its argument byte by byte on every call, which
+// was a fifth of the guard's own time.
+const (
+	hdrXanoAuth      = "X-Xano-Authorization"
+	hdrXanoAuthOnly  = "X-Xano-Authorization-Only"
+	hdrAuthorization = "Authorization"
+	hdrDataSource    = "X-Data-Source"
+)
+
+// header is r.Header.Get for a name already in canonical form.
+func header(r *http.Request, canonical string) string {
+	if v := r.Header[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // ExtractToken finds the request's token in Xano's order: when
 // X-Xano-Authorization-Only is true only X-Xano-Authorization counts (so that
 // Authorization can carry other credentials to the upstream); otherwise
 // X-Xano-Authorization, then Authorization: Bearer, then ?authtoken=, then
 // the given cookies.
 func ExtractToken(r *http.Request, cookies []string) (string, bool) {
-	xano := r.Header.Get("X-Xano-Authorization")
-	if only := strings.TrimSpace(r.Header.Get("X-Xano-Authorization-Only")); strings.EqualFold(only, "true") || only == "1" {
+	xano := header(r, hdrXanoAuth)
+	if only := strings.TrimSpace(header(r, hdrXanoAuthOnly)); strings.EqualFold(only, "true") || only == "1" {
 		return bearer(xano, true)
 	}
 	if t, ok := bearer(xano, true); ok {
 		return t, true
 	}
-	if t, ok := bearer(r.Header.Get("Authorization"), false); ok {
+	if t, ok := bearer(header(r, hdrAuthorization), false); ok {
 		return t, true
 	}
 	if r.URL.RawQuery != "" {
