@@ -589,19 +589,7 @@ func BenchmarkUserByEmail(b *testing.B) {
 	db, _ := openTemp(b)
 	ctx := context.Background()
 	const users = 1000
-	// Concurrent creation lets Batch group the setup into a few commits;
-	// sequential calls would each wait out the batch delay.
-	var wg sync.WaitGroup
-	for i := range users {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := db.CreateUser(ctx, live, &User{Email: fmt.Sprintf("u%d@x", i), PasswordHash: "h"}); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	seedUsers(b, db, users)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := db.UserByEmail(ctx, live, fmt.Sprintf("u%d@x", i%users)); err != nil {
