@@ -17,6 +17,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 ROUND=${ROUND:-5s}
 ROUNDS=${ROUNDS:-3}
 CPUS=$(nproc)
@@ -92,7 +94,6 @@ load() {
 		'BEGIN{ o = (b - c - own * hz) / (t * hz * n) * 100; printf "%.0f", (o < 0 ? 0 : o) }')
 	echo "${out%\}},\"other_pct\":$other}"
 }
-field() { sed "s/.*\"$1\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
 
 declare -A RPS P50 P99 ERRS OTHER
 record() { # name json
@@ -109,9 +110,6 @@ best() { # name json: keep the best round (least disturbed by the noisy machine)
 # virtual machine drifts by tens of percent within minutes) and reported as
 # the median over the rounds; the table shows each case's best round.
 declare -a R_GP R_LH R_SH R_LP R_SP R_ISO R_P99 HASH_NS PAR_NS
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo, hi}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "interleaved plain / guarded, $ROUNDS rounds of $ROUND at c=$CONC" >&2

@@ -1,0 +1,9 @@
+# Helpers shared by bench/run.sh and bench/scale.sh (sourced, not run).
+
+# field NAME JSON prints a number field of bench/load's JSON line.
+field() { sed "s/.*\"$1\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
+# ratio A B prints A/B with two decimals ("n/a" when B is not positive).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
+# median and spread of their arguments: the per-round ratios.
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo, hi}'; }
