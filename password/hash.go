@@ -23,7 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/xanoauth/caddy-xanoauth/internal/argon2"
 	"golang.org/x/crypto/bcrypt"
 )
 
