@@ -287,10 +287,16 @@ func (a *App) Stop() error { return nil }
 // Service returns the state shared by the handlers.
 func (a *App) Service() *handlers.Service { return a.svc }
 
-// Cleanup releases the store handle, if this config acquired one. Caddy
-// calls Cleanup after a failed Provision too, and releasing a handle that
-// another (still running) config holds would close its database.
+// Cleanup releases the password hasher's kept memory and the store handle,
+// if this config acquired one. Caddy calls Cleanup after a failed Provision
+// too, and releasing a handle that another (still running) config holds
+// would close its database.
 func (a *App) Cleanup() error {
+	if a.svc != nil && a.svc.Hasher != nil {
+		// Otherwise its kept argon2 memory (19 MiB per hashing slot)
+		// would outlive this config by up to a minute.
+		a.svc.Hasher.Release()
+	}
 	if a.poolKey == "" {
 		return nil
 	}

@@ -45,3 +45,24 @@ func TestProvisionHashConcurrencyBusy(t *testing.T) {
 		_ = app.Cleanup()
 	}
 }
+
+// TestCleanupReleasesHashMemory: a replaced or stopped config does not keep
+// its hasher's argon2 memory (NewHasher's dummy hash leaves one slot's).
+func TestCleanupReleasesHashMemory(t *testing.T) {
+	app := &App{Storage: &StorageConfig{Path: filepath.Join(t.TempDir(), "a.db")}, HashConcurrency: 2}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := app.Service().Hasher
+	if got, want := h.KeptMemory(), h.MemoryBound()/2; got != want {
+		t.Fatalf("after Provision: KeptMemory() = %d, want one slot's %d", got, want)
+	}
+	if err := app.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.KeptMemory(); got != 0 {
+		t.Fatalf("after Cleanup: KeptMemory() = %d, want 0", got)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xanoauth/caddy-xanoauth/internal/argon2"
 )
 
 // gauge runs n computations on h, each blocking until release is closed,
@@ -25,7 +27,7 @@ func startComputations(h *Hasher, n int) *gauge {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			g.errs <- h.compute(context.Background(), func() {
+			g.errs <- h.compute(context.Background(), func(*argon2.Memory) {
 				r := g.running.Add(1)
 				for {
 					p := g.peak.Load()

@@ -70,6 +70,10 @@ const (
 	// given no bound.
 	defaultMaxWait = 10 * time.Second
 
+	// defaultMemoryIdle is how long a Hasher keeps argon2 working memory
+	// after its last hash.
+	defaultMemoryIdle = time.Minute
+
 	// Limits on the parameters of stored argon2id hashes that Verify accepts.
 	// Stored hashes may come from elsewhere (imports, older configurations);
 	// the limits keep one bad row from pinning a slot for minutes or
@@ -112,6 +116,20 @@ type Hasher struct {
 
 	// fg makes hashing yield to foreground traffic (foreground.go).
 	fg foreground
+
+	// mem keeps the argon2 working memory of finished hashes for the next
+	// (internal/argon2): without it every hash allocated and zeroed
+	// Params.Memory KiB and left it to the garbage collector. It holds at
+	// most one argon2.Memory per slot, sized for h.params only, so kept
+	// and in-use memory together stay within MemoryBound; after memIdle
+	// without a hash, or after Release, it is dropped.
+	mem       chan *argon2.Memory
+	memIdle   time.Duration
+	lastHash  atomic.Int64 // UnixNano when the last hash ended
+	sweeping  atomic.Bool  // a sweep is scheduled
+	released  atomic.Bool
+	memCreate atomic.Uint64 // argon2.Memory values created; tests read it
+	kept      atomic.Int64  // bytes in mem, for KeptMemory
 }
 
 // NewHasher returns a Hasher that hashes with p and runs at most concurrency
@@ -124,6 +142,12 @@ type Hasher struct {
 // NewHasher precomputes a dummy hash (argon2id of a random password) for
 // VerifyDummy, so it costs one hash computation.
 func NewHasher(p Params, concurrency int, maxWait time.Duration) *Hasher {
+	return newHasher(p, concurrency, maxWait, defaultMemoryIdle)
+}
+
+// newHasher is NewHasher with the time argon2 memory is kept after the last
+// hash (tests shorten it).
+func newHasher(p Params, concurrency int, maxWait, memIdle time.Duration) *Hasher {
 	if p.Memory == 0 {
 		p.Memory = DefaultParams.Memory
 	}
@@ -149,6 +173,8 @@ func NewHasher(p Params, concurrency int, maxWait time.Duration) *Hasher {
 		params:  p,
 		sem:     make(chan struct{}, concurrency),
 		maxWait: maxWait,
+		mem:     make(chan *argon2.Memory, concurrency),
+		memIdle: memIdle,
 	}
 	h.fg.init(concurrency, 0)
 
@@ -159,7 +185,9 @@ func NewHasher(p Params, concurrency int, maxWait time.Duration) *Hasher {
 	_, _ = rand.Read(dummyPassword)
 	h.dummySalt = make([]byte, p.SaltLen)
 	_, _ = rand.Read(h.dummySalt)
-	h.dummyKey = argon2.IDKey(dummyPassword, h.dummySalt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	m := h.takeMemory() // kept for the first login
+	h.dummyKey = m.IDKey(dummyPassword, h.dummySalt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	h.keepMemory(m)
 	return h
 }
 
@@ -175,8 +203,8 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 		return "", fmt.Errorf("password: generating salt: %w", err)
 	}
 	var key []byte
-	err := h.compute(ctx, func() {
-		key = argon2.IDKey([]byte(pw), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
+	err := h.compute(ctx, func(m *argon2.Memory) {
+		key = m.IDKey([]byte(pw), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
 	})
 	if err != nil {
 		return "", err
@@ -214,8 +242,8 @@ func (h *Hasher) Verify(ctx context.Context, encoded, pw string) (ok, rehash boo
 // whether an account exists. It returns nil after doing the work, or ErrBusy
 // like Verify.
 func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
-	return h.compute(ctx, func() {
-		key := argon2.IDKey([]byte(pw), h.dummySalt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
+	return h.compute(ctx, func(m *argon2.Memory) {
+		key := m.IDKey([]byte(pw), h.dummySalt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
 		// Compare like Verify does so the two paths cost the same; the
 		// result is meaningless and ignored.
 		_ = subtle.ConstantTimeCompare(key, h.dummyKey)
@@ -223,8 +251,9 @@ func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
 }
 
 // MemoryBound is the worst-case argon2 memory in bytes of hashes with h's
-// parameters: Params.Memory KiB × concurrency. Verifying a stored argon2id
-// hash whose own memory parameter is larger uses that larger amount.
+// parameters, in use or kept for reuse: Params.Memory KiB × concurrency.
+// Verifying a stored argon2id hash whose own memory parameter is larger uses
+// that larger amount while it runs.
 func (h *Hasher) MemoryBound() uint64 {
 	return uint64(h.params.Memory) * 1024 * uint64(cap(h.sem))
 }
@@ -235,11 +264,12 @@ func (h *Hasher) MemoryBound() uint64 {
 func (h *Hasher) Computations() uint64 { return h.computations.Load() }
 
 // compute runs f while holding a hashing slot (and, while foreground
-// traffic is active, a foreground slot: foreground.go). It waits for them at
-// most h.maxWait and never past ctx; either way it returns ErrBusy without
-// running f. A ctx that has already ended gets ErrBusy even if a slot is
-// free, since nobody is waiting for the result.
-func (h *Hasher) compute(ctx context.Context, f func()) error {
+// traffic is active, a foreground slot: foreground.go), with the slot's
+// argon2 working memory. It waits for them at most h.maxWait and never past
+// ctx; either way it returns ErrBusy without running f. A ctx that has
+// already ended gets ErrBusy even if a slot is free, since nobody is waiting
+// for the result.
+func (h *Hasher) compute(ctx context.Context, f func(*argon2.Memory)) error {
 	if ctx.Err() != nil {
 		return ErrBusy
 	}
@@ -264,8 +294,82 @@ func (h *Hasher) compute(ctx context.Context, f func()) error {
 	}
 	defer release()
 	h.computations.Add(1)
-	f()
+	m := h.takeMemory()
+	defer h.keepMemory(m)
+	f(m)
 	return nil
+}
+
+// takeMemory returns kept argon2 memory, or a new (empty) Memory when none
+// is kept. Only slot holders call it, so at most cap(h.sem) exist.
+func (h *Hasher) takeMemory() *argon2.Memory {
+	select {
+	case m := <-h.mem:
+		h.kept.Add(-int64(m.Size()))
+		return m
+	default:
+		h.memCreate.Add(1)
+		return new(argon2.Memory)
+	}
+}
+
+// keepMemory keeps m for the next hash and makes sure a sweep will drop it
+// once hashing stops.
+func (h *Hasher) keepMemory(m *argon2.Memory) {
+	if h.released.Load() || m.Size() > uint64(h.params.Memory)*1024 {
+		return // a stored hash with a larger memory cost: not kept
+	}
+	h.lastHash.Store(time.Now().UnixNano())
+	// Counted before it can be taken, so that kept never goes negative.
+	h.kept.Add(int64(m.Size()))
+	select {
+	case h.mem <- m:
+	default:
+		h.kept.Add(-int64(m.Size()))
+	}
+	if h.sweeping.CompareAndSwap(false, true) {
+		time.AfterFunc(h.memIdle, h.sweep)
+	}
+}
+
+// sweep drops the kept memory if no hash ended for memIdle, and otherwise
+// looks again when that much time will have passed since the last one.
+func (h *Hasher) sweep() {
+	if idle := time.Duration(time.Now().UnixNano() - h.lastHash.Load()); idle < h.memIdle && !h.released.Load() {
+		time.AfterFunc(h.memIdle-idle, h.sweep)
+		return
+	}
+	h.dropMemory()
+	h.sweeping.Store(false)
+	// Memory kept between the drop and the Store found a sweep still
+	// scheduled and scheduled none: schedule one for it.
+	if len(h.mem) > 0 && h.sweeping.CompareAndSwap(false, true) {
+		time.AfterFunc(h.memIdle, h.sweep)
+	}
+}
+
+func (h *Hasher) dropMemory() {
+	for {
+		select {
+		case m := <-h.mem:
+			h.kept.Add(-int64(m.Size()))
+		default:
+			return
+		}
+	}
+}
+
+// KeptMemory is how many bytes of argon2 working memory h keeps between
+// hashes: at most MemoryBound, and none a minute after the last hash or
+// after Release.
+func (h *Hasher) KeptMemory() uint64 { return uint64(max(h.kept.Load(), 0)) }
+
+// Release drops the argon2 working memory h keeps between hashes and stops
+// keeping any; h still hashes, allocating for each hash. The xano app calls
+// it when its configuration is replaced or stopped.
+func (h *Hasher) Release() {
+	h.released.Store(true)
+	h.dropMemory()
 }
 
 func (h *Hasher) verifyArgon2id(ctx context.Context, encoded, pw string) (ok, rehash bool, err error) {
@@ -273,8 +377,8 @@ func (h *Hasher) verifyArgon2id(ctx context.Context, encoded, pw string) (ok, re
 	if err != nil {
 		return false, false, err
 	}
-	err = h.compute(ctx, func() {
-		computed := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	err = h.compute(ctx, func(m *argon2.Memory) {
+		computed := m.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 		ok = subtle.ConstantTimeCompare(computed, key) == 1
 	})
 	if err != nil {
@@ -293,7 +397,7 @@ func (h *Hasher) verifyBcrypt(ctx context.Context, encoded, pw string) (ok, reha
 	// versions the library happens to accept.
 	normalized := []byte("$2a" + encoded[3:])
 	var cmpErr error
-	err = h.compute(ctx, func() {
+	err = h.compute(ctx, func(*argon2.Memory) {
 		cmpErr = bcrypt.CompareHashAndPassword(normalized, []byte(pw))
 	})
 	if err != nil {

@@ -2,17 +2,18 @@
 // Use of this source code is governed by a BSD-style
 // license that can be found in the LICENSE file.
 
-// Package argon2 is golang.org/x/crypto/argon2 (v0.58.0) with one change:
-// the working memory of a hash is reused by the next hash of the same size
-// instead of being allocated, zeroed and collected every time.
+// Package argon2 is golang.org/x/crypto/argon2 (v0.58.0) with one addition:
+// Memory, working memory that a caller keeps and hands to the next hash
+// instead of having every hash allocate, zero and leave to the collector.
 //
-// Upstream allocates m KiB per call (19 MiB for xanoauth's default) and lets
-// the garbage collector reclaim it, so every login paid for zeroing 19 MiB
-// and for about one GC cycle, which in a server also marks everything else
-// it holds. With the buffer reused, BenchmarkIDKey's hash takes 15–25 % less
-// time and logins through Caddy run about 1.25× as fast on the 2-CPU
-// benchmark machine (README, Performance). Upstream has no API for this
-// (golang/go#36634).
+// Upstream allocates m KiB per call (19 MiB for xanoauth's default), so every
+// login paid for zeroing 19 MiB and for about one GC cycle, which in a server
+// also marks everything else it holds. With Memory reused, BenchmarkIDKey's
+// hash takes 15–25 % less time and logins through Caddy run about 1.25× as
+// fast on the 2-CPU benchmark machine (README, Performance). Upstream has no
+// API for this (golang/go#36634). The caller, not this package, decides how
+// many Memory values exist and when they are dropped: package password keeps
+// one per hashing slot.
 //
 // To make reuse safe, the first pass overwrites each block instead of XORing
 // into it: upstream XORs into freshly zeroed memory, which gives the same
@@ -69,6 +70,12 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 }
 
 func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	return deriveKeyIn(nil, mode, password, salt, secret, data, time, memory, threads, keyLen)
+}
+
+// deriveKeyIn is upstream's deriveKey computing in mem's blocks (fresh ones
+// when mem is nil).
+func deriveKeyIn(mem *Memory, mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
 	if time < 1 {
 		panic("argon2: number of rounds too small")
 	}
@@ -81,11 +88,9 @@ func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint3
 	if memory < 2*syncPoints*uint32(threads) {
 		memory = 2 * syncPoints * uint32(threads)
 	}
-	B := initBlocks(&h0, memory, uint32(threads))
+	B := initBlocks(mem.blocksFor(memory), &h0, memory, uint32(threads))
 	processBlocks(B, time, memory, uint32(threads), mode)
-	key := extractKey(B, memory, uint32(threads), keyLen)
-	putBlocks(B)
-	return key
+	return extractKey(B, memory, uint32(threads), keyLen)
 }
 
 const (
@@ -126,9 +131,8 @@ func initHash(password, salt, key, data []byte, time, memory, threads, keyLen ui
 	return h0
 }
 
-func initBlocks(h0 *[blake2b.Size + 8]byte, memory, threads uint32) []block {
+func initBlocks(B []block, h0 *[blake2b.Size + 8]byte, memory, threads uint32) []block {
 	var block0 [1024]byte
-	B := getBlocks(memory)
 	for lane := uint32(0); lane < threads; lane++ {
 		j := lane * (memory / threads)
 		binary.LittleEndian.PutUint32(h0[blake2b.Size+4:], lane)

@@ -13,28 +13,25 @@ import (
 	upstream "golang.org/x/crypto/argon2"
 )
 
-// poisonPool leaves n buffers of the given size (in KiB, as IDKey's memory
-// after upstream's rounding to a multiple of 4×threads) in the pool, every
-// word set to fill, so that a hash reusing one would show any word it failed
-// to overwrite before reading.
-func poisonPool(memory uint32, n int, fill uint64) {
-	for range n {
-		b := make([]block, memory)
-		for i := range b {
-			for j := range b[i] {
-				b[i][j] = fill
-			}
+// poisoned returns a Memory of n blocks with every word set to fill, so
+// that a computation reusing it would show any word it read before
+// overwriting.
+func poisoned(n uint32, fill uint64) *Memory {
+	m := &Memory{blocks: make([]block, n)}
+	for i := range m.blocks {
+		for j := range m.blocks[i] {
+			m.blocks[i][j] = fill
 		}
-		putBlocks(b)
 	}
+	return m
 }
 
-// TestReusedMemory is the reason this fork is safe: hashes computed in
-// poisoned, reused buffers equal upstream's, for the default parameters and
-// for several lane counts and passes.
+// TestReusedMemory is the reason the copy is safe: keys computed in
+// poisoned memory equal upstream's, for the default parameters and for
+// several lane counts and passes, and the memory really was reused.
 func TestReusedMemory(t *testing.T) {
 	cases := []struct {
-		time, memory uint32
+		time, memory uint32 // memory: a multiple of 4×threads, so no rounding
 		threads      uint8
 	}{
 		{2, 19456, 1}, // xanoauth's default
@@ -45,39 +42,57 @@ func TestReusedMemory(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("t=%d,m=%d,p=%d", c.time, c.memory, c.threads), func(t *testing.T) {
-			before := reuses.Load()
 			for i, fill := range []uint64{0, ^uint64(0), 0x0123456789abcdef} {
-				poisonPool(c.memory, 4, fill)
+				m := poisoned(c.memory, fill)
+				first := &m.blocks[0]
 				pw := []byte(fmt.Sprintf("password %d", i))
 				salt := make([]byte, 16)
 				rand.Read(salt)
-				got := IDKey(pw, salt, c.time, c.memory, c.threads, 32)
+				got := m.IDKey(pw, salt, c.time, c.memory, c.threads, 32)
 				want := upstream.IDKey(pw, salt, c.time, c.memory, c.threads, 32)
 				if !bytes.Equal(got, want) {
 					t.Fatalf("fill %#x: got %s, upstream %s", fill, hex.EncodeToString(got), hex.EncodeToString(want))
 				}
-			}
-			// Under -race sync.Pool drops a quarter of what it is given;
-			// with 12 poisoned buffers for 3 hashes, none reused would
-			// mean the pool is not used at all.
-			if reuses.Load() == before {
-				t.Fatal("no hash reused a pooled buffer; the test exercised nothing")
+				if &m.blocks[0] != first {
+					t.Fatal("the computation allocated instead of using the Memory's blocks")
+				}
 			}
 		})
 	}
 }
 
+// TestMemoryResizes: a Memory handed computations of different sizes
+// allocates for each new size, keeps the last, and every key is right.
+func TestMemoryResizes(t *testing.T) {
+	var m Memory
+	pw, salt := []byte("pw"), []byte("saltsaltsalt")
+	for _, c := range []struct {
+		memory  uint32
+		threads uint8
+		blocks  int // after upstream's rounding
+	}{{64, 1, 64}, {100, 2, 96}, {64, 1, 64}, {64, 1, 64}, {5, 1, 8}} {
+		got := m.IDKey(pw, salt, 2, c.memory, c.threads, 32)
+		if want := upstream.IDKey(pw, salt, 2, c.memory, c.threads, 32); !bytes.Equal(got, want) {
+			t.Fatalf("m=%d p=%d: got %x, upstream %x", c.memory, c.threads, got, want)
+		}
+		if len(m.blocks) != c.blocks || m.Size() != uint64(c.blocks)*1024 {
+			t.Fatalf("m=%d p=%d: Memory holds %d blocks (%d bytes), want %d", c.memory, c.threads, len(m.blocks), m.Size(), c.blocks)
+		}
+	}
+}
+
 // TestMatchesUpstream compares random inputs and parameters with upstream,
-// from several goroutines at once so that buffers move between hashes of
-// different sizes and lane counts (run it with -race).
+// each goroutine reusing its own Memory across sizes and lane counts, and
+// the package-level IDKey too (run it with -race).
 func TestMatchesUpstream(t *testing.T) {
 	const workers, perWorker = 4, 25
 	var wg sync.WaitGroup
-	errs := make(chan error, workers*perWorker)
+	errs := make(chan error, 2*workers*perWorker)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var m Memory
 			r := mrand.New(mrand.NewPCG(uint64(w), 42))
 			for range perWorker {
 				threads := uint8(1 + r.IntN(4))
@@ -92,10 +107,14 @@ func TestMatchesUpstream(t *testing.T) {
 				for i := range salt {
 					salt[i] = byte(r.Uint32())
 				}
-				got := IDKey(pw, salt, time, memory, threads, keyLen)
 				want := upstream.IDKey(pw, salt, time, memory, threads, keyLen)
-				if !bytes.Equal(got, want) {
-					errs <- fmt.Errorf("t=%d m=%d p=%d len=%d: got %x, upstream %x", time, memory, threads, keyLen, got, want)
+				for name, got := range map[string][]byte{
+					"Memory.IDKey": m.IDKey(pw, salt, time, memory, threads, keyLen),
+					"IDKey":        IDKey(pw, salt, time, memory, threads, keyLen),
+				} {
+					if !bytes.Equal(got, want) {
+						errs <- fmt.Errorf("%s t=%d m=%d p=%d len=%d: got %x, upstream %x", name, time, memory, threads, keyLen, got, want)
+					}
 				}
 			}
 		}()
@@ -107,8 +126,15 @@ func TestMatchesUpstream(t *testing.T) {
 	}
 }
 
+// fuzzMemory is reused by every input of FuzzMatchesUpstream, so that each
+// computes in memory the previous one left behind.
+var fuzzMemory struct {
+	sync.Mutex
+	Memory
+}
+
 // FuzzMatchesUpstream: any password, salt and small parameters give the
-// same key as upstream.
+// same key as upstream, computed in reused memory.
 func FuzzMatchesUpstream(f *testing.F) {
 	f.Add([]byte("password"), []byte("somesaltsomesalt"), uint8(2), uint16(64), uint8(1), uint8(32))
 	f.Fuzz(func(t *testing.T, pw, salt []byte, time uint8, memory uint16, threads uint8, keyLen uint8) {
@@ -116,7 +142,9 @@ func FuzzMatchesUpstream(f *testing.F) {
 		th := threads%4 + 1
 		mem := uint32(memory % 1024)
 		kl := uint32(keyLen%64) + 4
-		got := IDKey(pw, salt, tm, mem, th, kl)
+		fuzzMemory.Lock()
+		got := fuzzMemory.IDKey(pw, salt, tm, mem, th, kl)
+		fuzzMemory.Unlock()
 		want := upstream.IDKey(pw, salt, tm, mem, th, kl)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("t=%d m=%d p=%d len=%d: got %x, upstream %x", tm, mem, th, kl, got, want)
@@ -124,47 +152,43 @@ func FuzzMatchesUpstream(f *testing.F) {
 	})
 }
 
-// BenchmarkIDKey compares one xanoauth-default hash (m=19 MiB, t=2, p=1)
-// with upstream's, alone and from every CPU at once.
+// BenchmarkIDKey compares one xanoauth-default hash (m=19 MiB, t=2, p=1) in
+// reused memory with upstream's, alone and from every CPU at once.
 func BenchmarkIDKey(b *testing.B) {
 	pw, salt := []byte("password"), []byte("somesaltsomesalt")
-	impls := []struct {
-		name string
-		f    func(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
-	}{{"reused", IDKey}, {"upstream", upstream.IDKey}}
-	for _, impl := range impls {
-		// One hash first, so that the figures are those of a server that
-		// has hashed before (the fork's pool holds a buffer by then).
-		impl.f(pw, salt, 2, 19456, 1, 32)
-		b.Run(impl.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				impl.f(pw, salt, 2, 19456, 1, 32)
+	idKey := func(b *testing.B, f func(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f(pw, salt, 2, 19456, 1, 32)
+		}
+	}
+	parallel := func(b *testing.B, reuse bool) {
+		// RunParallel starts GOMAXPROCS goroutines; each takes a Memory
+		// warmed up here, outside the timing.
+		warm := make(chan *Memory, runtime.GOMAXPROCS(0))
+		for range cap(warm) {
+			m := new(Memory)
+			m.IDKey(pw, salt, 2, 19456, 1, 32)
+			warm <- m
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			f := upstream.IDKey
+			if reuse {
+				f = (<-warm).IDKey
+			}
+			for pb.Next() {
+				f(pw, salt, 2, 19456, 1, 32)
 			}
 		})
-		b.Run(impl.name+"/parallel", func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					impl.f(pw, salt, 2, 19456, 1, 32)
-				}
-			})
-		})
 	}
-}
-
-// TestIdleMemoryReleased: the kept memory is released once hashing stops,
-// after two garbage collections, so an idle server does not hold
-// hash_concurrency × 19 MiB forever.
-func TestIdleMemoryReleased(t *testing.T) {
-	const n = 72 // a size no other test uses
-	putBlocks(make([]block, n))
-	putBlocks(make([]block, n))
-	runtime.GC()
-	runtime.GC()
-	before := reuses.Load()
-	getBlocks(n)
-	if reuses.Load() != before {
-		t.Fatal("a buffer survived two garbage collections in the pool")
-	}
+	b.Run("reused", func(b *testing.B) {
+		var m Memory
+		m.IDKey(pw, salt, 2, 19456, 1, 32) // as a server that has hashed before
+		idKey(b, m.IDKey)
+	})
+	b.Run("reused/parallel", func(b *testing.B) { parallel(b, true) })
+	b.Run("upstream", func(b *testing.B) { idKey(b, upstream.IDKey) })
+	b.Run("upstream/parallel", func(b *testing.B) { parallel(b, false) })
 }
