@@ -7,15 +7,12 @@ import (
 	"time"
 )
 
-// small are cheap argon2id parameters (m=64 KiB) for tests that hash a lot.
-var small = Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
-
 // TestKeptMemoryBounded: however many hashes run, a Hasher creates at most
 // one argon2 working memory per slot and keeps at most that many, so
 // MemoryBound holds for kept memory too; and it does reuse them.
 func TestKeptMemoryBounded(t *testing.T) {
 	const slots, workers, each = 2, 8, 5
-	h := NewHasher(small, slots, 0)
+	h := NewHasher(testParams, slots, 0)
 	encoded, err := h.Hash(context.Background(), "pw")
 	if err != nil {
 		t.Fatal(err)
@@ -42,13 +39,13 @@ func TestKeptMemoryBounded(t *testing.T) {
 	if n := len(h.mem); n < 1 || n > slots {
 		t.Errorf("keeps %d argon2 memories, want 1..%d", n, slots)
 	}
-	if got, want := h.KeptMemory(), uint64(len(h.mem))*uint64(small.Memory)*1024; got != want || got > h.MemoryBound() {
+	if got, want := h.KeptMemory(), uint64(len(h.mem))*uint64(testParams.Memory)*1024; got != want || got > h.MemoryBound() {
 		t.Errorf("KeptMemory() = %d, want %d (MemoryBound %d)", got, want, h.MemoryBound())
 	}
 	for range len(h.mem) {
 		m := <-h.mem
-		if m.Size() != uint64(small.Memory)*1024 {
-			t.Errorf("kept memory of %d bytes, want %d", m.Size(), small.Memory*1024)
+		if m.Size() != uint64(testParams.Memory)*1024 {
+			t.Errorf("kept memory of %d bytes, want %d", m.Size(), testParams.Memory*1024)
 		}
 	}
 }
@@ -56,13 +53,13 @@ func TestKeptMemoryBounded(t *testing.T) {
 // TestForeignMemoryNotKept: verifying a stored hash with a larger memory
 // cost than the Hasher's works, but its memory is not kept.
 func TestForeignMemoryNotKept(t *testing.T) {
-	big := small
+	big := testParams
 	big.Memory = 256
 	encoded, err := NewHasher(big, 1, 0).Hash(context.Background(), "pw")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHasher(small, 1, 0)
+	h := NewHasher(testParams, 1, 0)
 	if ok, rehash, err := h.Verify(context.Background(), encoded, "pw"); !ok || !rehash || err != nil {
 		t.Fatalf("Verify = %v, %v, %v; want true, true, nil", ok, rehash, err)
 	}
@@ -72,7 +69,7 @@ func TestForeignMemoryNotKept(t *testing.T) {
 	if _, err := h.Hash(context.Background(), "pw"); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(h.mem); n != 1 || (<-h.mem).Size() != uint64(small.Memory)*1024 {
+	if n := len(h.mem); n != 1 || (<-h.mem).Size() != uint64(testParams.Memory)*1024 {
 		t.Fatalf("after an own hash: keeps %d memories, want 1 of the own size", n)
 	}
 }
@@ -91,7 +88,7 @@ func waitNoMemory(t *testing.T, h *Hasher, within time.Duration) {
 // not while hashes keep coming, and a hash after that keeps memory again
 // (and schedules its drop again).
 func TestIdleMemoryDropped(t *testing.T) {
-	h := newHasher(small, 1, 0, 200*time.Millisecond)
+	h := newHasher(testParams, 1, 0, 200*time.Millisecond)
 	ctx := context.Background()
 	start := time.Now()
 	for time.Since(start) < 500*time.Millisecond {
@@ -118,7 +115,7 @@ func TestIdleMemoryDropped(t *testing.T) {
 // TestRelease: Release drops kept memory at once and keeps none after,
 // while hashing goes on working.
 func TestRelease(t *testing.T) {
-	h := NewHasher(small, 2, 0)
+	h := NewHasher(testParams, 2, 0)
 	if len(h.mem) != 1 {
 		t.Fatalf("NewHasher keeps %d memories, want its dummy hash's 1", len(h.mem))
 	}
