@@ -22,9 +22,14 @@
 // blocks already computed), so no earlier content can reach the output;
 // TestReusedMemory checks that against upstream with poisoned buffers.
 //
-// Only IDKey is kept; the rest of the code is upstream's, including the
-// generated SSE4.1 assembly (blamka_amd64.s), under upstream's BSD licence
-// (LICENSE in this directory).
+// The changes to upstream, to re-apply when copying a newer version (which
+// TestUpstreamUnchanged asks for when go.mod's x/crypto brings one): Memory
+// (memory.go) and deriveKeyIn, which computes in it; initBlocks takes the
+// blocks; the first pass calls processBlock instead of processBlockXOR;
+// Key (Argon2i) and the loong64 assembly are left out, so blamka_ref.go's
+// build tag no longer names loong64 and blamka_generic.go has no useLSX.
+// blake2b.go, blamka_amd64.go and the generated SSE4.1 assembly
+// (blamka_amd64.s) are verbatim. Upstream's licence applies (LICENSE here).
 package argon2
 
 import (
