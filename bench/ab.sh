@@ -28,10 +28,7 @@ PORT=${PORT:-9321}
 work=$(mktemp -d)
 declare -A pid
 cleanup() {
-	local p
-	for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
-	sleep 1
-	for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	stop_pids "${pid[@]}"
 	git worktree remove --force "$work/a" 2>/dev/null || true
 	git worktree remove --force "$work/b" 2>/dev/null || true
 	rm -rf "$work"

@@ -1,5 +1,15 @@
 # Helpers shared by bench/run.sh and bench/scale.sh (sourced, not run).
 
+# stop_pids PID... stops processes this script started: TERM, 2 s for
+# Caddy's grace period, then KILL, and reaps them.
+stop_pids() {
+	local p
+	(($#)) || return 0
+	for p in "$@"; do kill "$p" 2>/dev/null || true; done
+	sleep 2
+	for p in "$@"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}
+
 # field NAME JSON prints a number field of bench/load's JSON line.
 field() { sed "s/.*\"$1\":\([0-9.e+-]*\).*/\1/" <<<"$2"; }
 # ratio A B prints A/B with two decimals ("n/a" when B is not positive).

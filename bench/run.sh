@@ -29,7 +29,7 @@ BASE="http://127.0.0.1:$PORT"
 work=$(mktemp -d)
 caddy_pid=""
 cleanup() {
-	if [[ -n "$caddy_pid" ]]; then kill "$caddy_pid" 2>/dev/null || true; sleep 2; kill -9 "$caddy_pid" 2>/dev/null || true; wait "$caddy_pid" 2>/dev/null || true; fi
+	if [[ -n "$caddy_pid" ]]; then stop_pids "$caddy_pid"; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -22,14 +22,7 @@ ROUNDS=${ROUNDS:-5}
 PORT=${PORT:-9311}
 work=$(mktemp -d)
 declare -A pid
-stop_all() {
-	local p
-	for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
-	sleep 2
-	for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-	pid=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
+trap 'stop_pids "${pid[@]}"; rm -rf "$work"' EXIT
 
 go build -o "$work/caddy" ./cmd/caddy
 go build -o "$work/load" ./bench/load

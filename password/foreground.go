@@ -11,13 +11,14 @@ import (
 // processor is busy with a 20 ms argon2id hash, a guarded request that
 // needs 50 µs waits for the next preemption: with hashing at one slot per
 // CPU, a login storm cut guarded throughput on 2 CPUs to a tenth and
-// multiplied its p99 latency by 7 (bench/run.sh). One slot per CPU is still right for a login burst on an
-// otherwise idle server, which should use every core.
+// multiplied its p99 latency by 7 (bench/run.sh). One slot per CPU is still
+// right for a login burst on an otherwise idle server, which should use
+// every core.
 //
 // So a Hasher yields to foreground traffic: while a request reported with
 // Foreground was seen within foregroundWindow, at most half its slots (at
-// least one; LimitWhileBusy changes that) hash, and the rest of the hashes wait, within the same maxWait,
-// for one of those. Hashes already running finish; the limit applies to
+// least one; LimitWhileBusy changes that) hash, and the rest of the hashes
+// wait, within the same maxWait, for one of those. Hashes already running finish; the limit applies to
 // hashes that start.
 const foregroundWindow = 100 * time.Millisecond
 
@@ -57,8 +58,9 @@ func (h *Hasher) LimitWhileBusy(n int) {
 
 // Foreground reports a request that should not wait behind password
 // hashing (xanoauth reports every request whose token verified). For the
-// next 100 ms at most the busy limit of h's slots hash (LimitWhileBusy). It costs a monotonic clock
-// read and an atomic load, plus an atomic store at most once a millisecond.
+// next 100 ms at most the busy limit of h's slots hash (LimitWhileBusy). It
+// costs a monotonic clock read and an atomic load, plus an atomic store at
+// most once a millisecond.
 func (h *Hasher) Foreground() {
 	now := monotonic()
 	if now-h.fg.last.Load() > int64(time.Millisecond) {

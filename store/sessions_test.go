@@ -22,6 +22,18 @@ func openSessions(t *testing.T) (*Bolt, string) {
 	return b, path
 }
 
+// reopen closes b and opens its file again, as a restart would.
+func reopen(t *testing.T, b *Bolt, path string) *Bolt {
+	t.Helper()
+	b.Close()
+	b2, err := OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b2.Close() })
+	return b2
+}
+
 func hashOf(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
@@ -102,12 +114,7 @@ func TestRevocationsSurviveRestartAndPrune(t *testing.T) {
 	if err := b.RevokeSession(ctx, "ghost", now.Unix()+500); err != nil || !b.IsRevoked("ghost") {
 		t.Fatalf("revoke unknown: %v", err)
 	}
-	b.Close()
-	b2, err := OpenBolt(path, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
+	b2 := reopen(t, b, path)
 	if !b2.IsRevoked("s1") || !b2.IsRevoked("s3") || !b2.IsRevoked("other") || !b2.IsRevoked("ghost") || b2.IsRevoked("s2") {
 		t.Fatal("revocations lost on restart")
 	}
@@ -205,12 +212,7 @@ func TestCreateUserSession(t *testing.T) {
 
 	// Durable and complete after a restart: the session, its refresh token
 	// and the per-user index that revoking all sessions walks.
-	b.Close()
-	b2, err := OpenBolt(path, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
+	b2 := reopen(t, b, path)
 	if got, err := b2.SessionBySID(ctx, "sid-new"); err != nil || got.UserID != 2 || got.Realm != realmU {
 		t.Fatalf("session after restart: %+v, %v", got, err)
 	}
