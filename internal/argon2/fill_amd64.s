@@ -1,0 +1,224 @@
+// xanoauth's addition to this copy of x/crypto/argon2, not upstream code;
+// distributed under the same BSD-style terms as the package (LICENSE).
+
+//go:build amd64 && gc && !purego
+
+#include "textflag.h"
+
+// Argon2's compression G(X, Y) = P(X ^ Y) ^ X ^ Y with 256-bit vectors.
+// P applies the BlaMka round (BLAKE2b's, with a + b + 2*lo(a)*lo(b) for
+// a + b) to each of the block's eight 16-word rows, then to each of its
+// eight 16-word columns, in the word order of blamkaGeneric's calls.
+//
+// Row pass: a row's words v0..v15 sit in four registers A = v0..v3,
+// B = v4..v7, C = v8..v11, D = v12..v15, so one G on (A, B, C, D) is four
+// column steps; VPERMQ rotates B, C and D for the diagonal steps and back.
+// Two rows are processed at once for instruction-level parallelism.
+//
+// Column pass: column group i (i even) takes words i, i+1 of each row, so
+// the 32 bytes at offset 8i of row k hold words 2k, 2k+1 of groups i and
+// i+2, one group per 128-bit lane: with Rk = row k's chunk, G on
+// (R0, R2, R4, R6) and (R1, R3, R5, R7) are the column steps of both
+// groups. For the diagonal steps VPALIGNR pairs the halves of R2/R3 and
+// of R6/R7 within each lane, and R4 and R5 swap roles.
+
+// BLAMKA sets a = a + b + 2*lo32(a)*lo32(b) on 64-bit lanes; t is scratch.
+#define BLAMKA(a, b, t) \
+	VPMULUDQ b, a, t; \
+	VPADDQ   b, a, a; \
+	VPADDQ   t, a, a; \
+	VPADDQ   t, a, a
+
+// G is BLAKE2b's G with BLAMKA additions and rotations right by 32, 24,
+// 16 and 63 bits. Y10 and Y11 hold the byte shuffles for 24 and 16.
+#define G(a, b, c, d, t) \
+	BLAMKA(a, b, t); \
+	VPXOR    a, d, d; \
+	VPSHUFD  $0xb1, d, d; \
+	BLAMKA(c, d, t); \
+	VPXOR    c, b, b; \
+	VPSHUFB  Y10, b, b; \
+	BLAMKA(a, b, t); \
+	VPXOR    a, d, d; \
+	VPSHUFB  Y11, d, d; \
+	BLAMKA(c, d, t); \
+	VPXOR    c, b, b; \
+	VPSRLQ   $0x3f, b, t; \
+	VPADDQ   b, b, b; \
+	VPXOR    t, b, b
+
+// ROUND_ROWS runs the round on two rows: Y0..Y3 and Y4..Y7.
+#define ROUND_ROWS \
+	G(Y0, Y1, Y2, Y3, Y8); \
+	G(Y4, Y5, Y6, Y7, Y9); \
+	VPERMQ $0x39, Y1, Y1; \
+	VPERMQ $0x4e, Y2, Y2; \
+	VPERMQ $0x93, Y3, Y3; \
+	VPERMQ $0x39, Y5, Y5; \
+	VPERMQ $0x4e, Y6, Y6; \
+	VPERMQ $0x93, Y7, Y7; \
+	G(Y0, Y1, Y2, Y3, Y8); \
+	G(Y4, Y5, Y6, Y7, Y9); \
+	VPERMQ $0x93, Y1, Y1; \
+	VPERMQ $0x4e, Y2, Y2; \
+	VPERMQ $0x39, Y3, Y3; \
+	VPERMQ $0x93, Y5, Y5; \
+	VPERMQ $0x4e, Y6, Y6; \
+	VPERMQ $0x39, Y7, Y7
+
+// ROUND_COLS runs the round on two column groups, Y0..Y7 = R0..R7.
+// VPALIGNR $8, lo, hi, dst sets each lane of dst to (lo's high word,
+// hi's low word).
+#define ROUND_COLS \
+	G(Y0, Y2, Y4, Y6, Y8); \
+	G(Y1, Y3, Y5, Y7, Y9); \
+	VPALIGNR $8, Y2, Y3, Y12; \
+	VPALIGNR $8, Y3, Y2, Y13; \
+	VPALIGNR $8, Y7, Y6, Y14; \
+	VPALIGNR $8, Y6, Y7, Y15; \
+	G(Y0, Y12, Y5, Y14, Y8); \
+	G(Y1, Y13, Y4, Y15, Y9); \
+	VPALIGNR $8, Y13, Y12, Y2; \
+	VPALIGNR $8, Y12, Y13, Y3; \
+	VPALIGNR $8, Y14, Y15, Y6; \
+	VPALIGNR $8, Y15, Y14, Y7
+
+// func fillBlockAVX2(out, in1, in2 *block, xor bool)
+// Requires: AVX, AVX2
+TEXT ·fillBlockAVX2(SB), 0, $1024-25
+	MOVQ    out+0(FP), DX
+	MOVQ    in1+8(FP), AX
+	MOVQ    in2+16(FP), BX
+	MOVBQZX xor+24(FP), CX
+	LEAQ    r-1024(SP), DI
+	VMOVDQU ·rotr24<>(SB), Y10
+	VMOVDQU ·rotr16<>(SB), Y11
+
+	// R = in1 ^ in2, through the row rounds, into the frame.
+	XORQ SI, SI
+
+rows:
+	VMOVDQU 0(AX)(SI*1), Y0
+	VPXOR   0(BX)(SI*1), Y0, Y0
+	VMOVDQU 32(AX)(SI*1), Y1
+	VPXOR   32(BX)(SI*1), Y1, Y1
+	VMOVDQU 64(AX)(SI*1), Y2
+	VPXOR   64(BX)(SI*1), Y2, Y2
+	VMOVDQU 96(AX)(SI*1), Y3
+	VPXOR   96(BX)(SI*1), Y3, Y3
+	VMOVDQU 128(AX)(SI*1), Y4
+	VPXOR   128(BX)(SI*1), Y4, Y4
+	VMOVDQU 160(AX)(SI*1), Y5
+	VPXOR   160(BX)(SI*1), Y5, Y5
+	VMOVDQU 192(AX)(SI*1), Y6
+	VPXOR   192(BX)(SI*1), Y6, Y6
+	VMOVDQU 224(AX)(SI*1), Y7
+	VPXOR   224(BX)(SI*1), Y7, Y7
+	ROUND_ROWS
+	VMOVDQU Y0, 0(DI)(SI*1)
+	VMOVDQU Y1, 32(DI)(SI*1)
+	VMOVDQU Y2, 64(DI)(SI*1)
+	VMOVDQU Y3, 96(DI)(SI*1)
+	VMOVDQU Y4, 128(DI)(SI*1)
+	VMOVDQU Y5, 160(DI)(SI*1)
+	VMOVDQU Y6, 192(DI)(SI*1)
+	VMOVDQU Y7, 224(DI)(SI*1)
+	ADDQ $0x100, SI
+	CMPQ SI, $0x400
+	JB   rows
+
+	// The column rounds, then out = P(R) ^ in1 ^ in2 (^ out when xor).
+	// Each 32-byte piece of out is written after in1's piece at the same
+	// offset was read for the last time, so out may be in1.
+	XORQ SI, SI
+
+cols:
+	VMOVDQU 0(DI)(SI*1), Y0
+	VMOVDQU 128(DI)(SI*1), Y1
+	VMOVDQU 256(DI)(SI*1), Y2
+	VMOVDQU 384(DI)(SI*1), Y3
+	VMOVDQU 512(DI)(SI*1), Y4
+	VMOVDQU 640(DI)(SI*1), Y5
+	VMOVDQU 768(DI)(SI*1), Y6
+	VMOVDQU 896(DI)(SI*1), Y7
+	ROUND_COLS
+	TESTQ CX, CX
+	JNZ   colsxor
+	VPXOR   0(AX)(SI*1), Y0, Y0
+	VPXOR   0(BX)(SI*1), Y0, Y0
+	VMOVDQU Y0, 0(DX)(SI*1)
+	VPXOR   128(AX)(SI*1), Y1, Y1
+	VPXOR   128(BX)(SI*1), Y1, Y1
+	VMOVDQU Y1, 128(DX)(SI*1)
+	VPXOR   256(AX)(SI*1), Y2, Y2
+	VPXOR   256(BX)(SI*1), Y2, Y2
+	VMOVDQU Y2, 256(DX)(SI*1)
+	VPXOR   384(AX)(SI*1), Y3, Y3
+	VPXOR   384(BX)(SI*1), Y3, Y3
+	VMOVDQU Y3, 384(DX)(SI*1)
+	VPXOR   512(AX)(SI*1), Y4, Y4
+	VPXOR   512(BX)(SI*1), Y4, Y4
+	VMOVDQU Y4, 512(DX)(SI*1)
+	VPXOR   640(AX)(SI*1), Y5, Y5
+	VPXOR   640(BX)(SI*1), Y5, Y5
+	VMOVDQU Y5, 640(DX)(SI*1)
+	VPXOR   768(AX)(SI*1), Y6, Y6
+	VPXOR   768(BX)(SI*1), Y6, Y6
+	VMOVDQU Y6, 768(DX)(SI*1)
+	VPXOR   896(AX)(SI*1), Y7, Y7
+	VPXOR   896(BX)(SI*1), Y7, Y7
+	VMOVDQU Y7, 896(DX)(SI*1)
+	JMP  next
+
+colsxor:
+	VPXOR   0(AX)(SI*1), Y0, Y0
+	VPXOR   0(BX)(SI*1), Y0, Y0
+	VPXOR   0(DX)(SI*1), Y0, Y0
+	VMOVDQU Y0, 0(DX)(SI*1)
+	VPXOR   128(AX)(SI*1), Y1, Y1
+	VPXOR   128(BX)(SI*1), Y1, Y1
+	VPXOR   128(DX)(SI*1), Y1, Y1
+	VMOVDQU Y1, 128(DX)(SI*1)
+	VPXOR   256(AX)(SI*1), Y2, Y2
+	VPXOR   256(BX)(SI*1), Y2, Y2
+	VPXOR   256(DX)(SI*1), Y2, Y2
+	VMOVDQU Y2, 256(DX)(SI*1)
+	VPXOR   384(AX)(SI*1), Y3, Y3
+	VPXOR   384(BX)(SI*1), Y3, Y3
+	VPXOR   384(DX)(SI*1), Y3, Y3
+	VMOVDQU Y3, 384(DX)(SI*1)
+	VPXOR   512(AX)(SI*1), Y4, Y4
+	VPXOR   512(BX)(SI*1), Y4, Y4
+	VPXOR   512(DX)(SI*1), Y4, Y4
+	VMOVDQU Y4, 512(DX)(SI*1)
+	VPXOR   640(AX)(SI*1), Y5, Y5
+	VPXOR   640(BX)(SI*1), Y5, Y5
+	VPXOR   640(DX)(SI*1), Y5, Y5
+	VMOVDQU Y5, 640(DX)(SI*1)
+	VPXOR   768(AX)(SI*1), Y6, Y6
+	VPXOR   768(BX)(SI*1), Y6, Y6
+	VPXOR   768(DX)(SI*1), Y6, Y6
+	VMOVDQU Y6, 768(DX)(SI*1)
+	VPXOR   896(AX)(SI*1), Y7, Y7
+	VPXOR   896(BX)(SI*1), Y7, Y7
+	VPXOR   896(DX)(SI*1), Y7, Y7
+	VMOVDQU Y7, 896(DX)(SI*1)
+
+next:
+	ADDQ $0x20, SI
+	CMPQ SI, $0x80
+	JB   cols
+	VZEROUPPER
+	RET
+
+DATA ·rotr24<>+0(SB)/8, $0x0201000706050403
+DATA ·rotr24<>+8(SB)/8, $0x0a09080f0e0d0c0b
+DATA ·rotr24<>+16(SB)/8, $0x0201000706050403
+DATA ·rotr24<>+24(SB)/8, $0x0a09080f0e0d0c0b
+GLOBL ·rotr24<>(SB), RODATA|NOPTR, $32
+
+DATA ·rotr16<>+0(SB)/8, $0x0100070605040302
+DATA ·rotr16<>+8(SB)/8, $0x09080f0e0d0c0b0a
+DATA ·rotr16<>+16(SB)/8, $0x0100070605040302
+DATA ·rotr16<>+24(SB)/8, $0x09080f0e0d0c0b0a
+GLOBL ·rotr16<>(SB), RODATA|NOPTR, $32

@@ -1,0 +1,112 @@
+//go:build amd64 && gc && !purego
+
+package argon2
+
+import (
+	"bytes"
+	"fmt"
+	mrand "math/rand/v2"
+	"testing"
+
+	upstream "golang.org/x/crypto/argon2"
+)
+
+func randomBlock(r *mrand.Rand) *block {
+	var b block
+	for i := range b {
+		b[i] = r.Uint64()
+	}
+	return &b
+}
+
+// TestFillBlockAVX2 compares the AVX2 compression with upstream's generic
+// Go code on random blocks, in both modes and with out aliasing in1 (as
+// the address generator calls it).
+func TestFillBlockAVX2(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("this CPU has no AVX2")
+	}
+	r := mrand.New(mrand.NewPCG(1, 2))
+	for i := range 2000 {
+		in1, in2, old := randomBlock(r), randomBlock(r), randomBlock(r)
+		for _, xor := range []bool{false, true} {
+			want, got := *old, *old
+			processBlockGeneric(&want, in1, in2, xor)
+			fillBlockAVX2(&got, in1, in2, xor)
+			if got != want {
+				t.Fatalf("block %d, xor %v: AVX2 differs from the generic code at word %d", i, xor, firstDiff(&got, &want))
+			}
+
+			want, got = *in1, *in1
+			processBlockGeneric(&want, &want, in2, xor)
+			fillBlockAVX2(&got, &got, in2, xor)
+			if got != want {
+				t.Fatalf("block %d, xor %v, out = in1: AVX2 differs from the generic code at word %d", i, xor, firstDiff(&got, &want))
+			}
+		}
+	}
+}
+
+func firstDiff(a, b *block) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestSSE4Path runs whole hashes through upstream's SSE4.1 code, which
+// CPUs without AVX2 use, and compares them with x/crypto: with AVX2
+// present, the other tests never reach it.
+func TestSSE4Path(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("without AVX2 every test runs this path")
+	}
+	useAVX2 = false
+	defer func() { useAVX2 = true }()
+	var m Memory
+	for _, c := range []struct {
+		time, memory uint32
+		threads      uint8
+	}{{2, 19456, 1}, {1, 64, 1}, {3, 256, 2}} {
+		pw := []byte(fmt.Sprintf("sse4 %d", c.memory))
+		salt := []byte("somesaltsomesalt")
+		got := m.IDKey(pw, salt, c.time, c.memory, c.threads, 32)
+		want := upstream.IDKey(pw, salt, c.time, c.memory, c.threads, 32)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("t=%d m=%d p=%d: SSE4.1 path differs from x/crypto", c.time, c.memory, c.threads)
+		}
+	}
+}
+
+func BenchmarkFillBlock(b *testing.B) {
+	r := mrand.New(mrand.NewPCG(1, 2))
+	in1, in2, out := randomBlock(r), randomBlock(r), randomBlock(r)
+	b.Run("avx2", func(b *testing.B) {
+		for b.Loop() {
+			fillBlockAVX2(out, in1, in2, true)
+		}
+	})
+	b.Run("sse4", func(b *testing.B) {
+		for b.Loop() {
+			processBlockXOR(out, in1, in2)
+		}
+	})
+}
+
+// BenchmarkIDKeySSE4 is BenchmarkIDKey's reused case on upstream's SSE4.1
+// code: compare it with BenchmarkIDKey/reused for what AVX2 gains.
+func BenchmarkIDKeySSE4(b *testing.B) {
+	if !useAVX2 {
+		b.Skip("without AVX2, BenchmarkIDKey runs this path")
+	}
+	useAVX2 = false
+	defer func() { useAVX2 = true }()
+	pw, salt := []byte("password"), []byte("somesaltsomesalt")
+	var m Memory
+	m.IDKey(pw, salt, 2, 19456, 1, 32)
+	for b.Loop() {
+		m.IDKey(pw, salt, 2, 19456, 1, 32)
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !amd64 || purego || !gc
+
+package argon2
+
+// Without the AVX2 assembly, blocks are computed as upstream computes them.
+
+func fillBlock(out, in1, in2 *block) { processBlock(out, in1, in2) }
+
+func fillBlockXOR(out, in1, in2 *block) { processBlockXOR(out, in1, in2) }
