@@ -8,7 +8,7 @@ import (
 
 // Hashing and the requests it must not starve share the processors. Go
 // preempts a running goroutine only about every 10 ms, so when every
-// processor is busy with a 20 ms argon2id hash, a guarded request that
+// processor is busy with an argon2id hash (10–25 ms), a guarded request that
 // needs 50 µs waits for the next preemption: with hashing at one slot per
 // CPU, a login storm cut guarded throughput on 2 CPUs to a tenth and
 // multiplied its p99 latency by 7 (bench/run.sh). One slot per CPU is still
