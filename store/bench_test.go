@@ -16,8 +16,8 @@ import (
 func seedUsers(b *testing.B, db *Bolt, n int) {
 	b.Helper()
 	var wg sync.WaitGroup
-	// Concurrent creation lets Batch group the setup into a few commits;
-	// sequential calls would each wait out the batch delay.
+	// Concurrent creation lets the group commit put the setup into a few
+	// commits; sequential calls would each pay for an fsync.
 	for i := range n {
 		wg.Add(1)
 		go func() {

@@ -53,21 +53,16 @@ var (
 // fast with a readable error instead of hanging.
 const defaultLockTimeout = 2 * time.Second
 
-// batchDelay is how long CreateUser's db.Batch waits for other signups to
-// join a commit. bbolt's default (10ms) is tuned for spinning disks; on
-// SSDs an fsync takes well under that, so 10ms would mostly be added
-// latency for a lone signup. Under load commits still group, because
-// signups arriving while one commit is fsyncing queue up for the next.
-const batchDelay = 2 * time.Millisecond
-
 // Bolt is the embedded Store: a single bbolt file that only one process
 // can open at a time. Every commit is fsynced (NoSync stays false) because
 // losing a freshly created account or a signing key after a crash is worse
-// than the latency of a sync; concurrent signups share one commit through
-// db.Batch to keep that cost down.
+// than the latency of a sync; concurrent signups and logins share one
+// commit (groupCommit) to keep that cost down.
 type Bolt struct {
 	db   *bolt.DB
 	path string
+	// writes group-commits the writes of signups and logins.
+	writes *groupCommit
 	// revoked mirrors the revoked bucket in memory (sid → unix time after
 	// which the entry is useless), so that the guard's per-request check
 	// is a map lookup, never a transaction.
@@ -124,8 +119,7 @@ func OpenBolt(path string, lockTimeout time.Duration) (*Bolt, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("initialising database %s: %w", path, err)
 	}
-	db.MaxBatchDelay = batchDelay
-	b := &Bolt{db: db, path: path}
+	b := &Bolt{db: db, path: path, writes: &groupCommit{db: db}}
 	if err := b.loadRevoked(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("loading revocations from %s: %w", path, err)
@@ -220,10 +214,10 @@ func validEmail(email string) error {
 
 // CreateUser implements Store.
 //
-// It runs in db.Batch, so concurrent signups are group-committed (one
-// fsync for many) while each caller still returns only after the commit
-// that contains its user. Batch may run the function more than once (it
-// rolls the whole batch back and re-runs a failing call alone), so the
+// It is group-committed (groupCommit): concurrent signups share one fsync
+// while each caller still returns only after the commit that contains its
+// user. A group may run the function more than once (it rolls the whole
+// group back and re-runs a failing write alone), so the
 // function only reads its inputs and assigns id afresh on every run; u is
 // touched only after success. A duplicate email fails inside the
 // transaction, so two racing signups for one email cannot both succeed.
@@ -269,8 +263,8 @@ func (b *Bolt) createUser(ctx context.Context, realm Realm, u *User, s *Session,
 
 	// Fast path: users are never deleted and emails never change, so an
 	// email seen in a read transaction is taken for good. Answering here
-	// keeps duplicates out of the batch, where each failure would roll
-	// back and re-run everyone else's inserts.
+	// keeps duplicates out of the group commit, where each failure would
+	// roll back and re-run everyone else's writes.
 	taken := false
 	if err := b.db.View(func(tx *bolt.Tx) error {
 		_, emails := readBuckets(tx, realm)
@@ -284,7 +278,7 @@ func (b *Bolt) createUser(ctx context.Context, realm Realm, u *User, s *Session,
 	}
 
 	var id int64
-	err = b.db.Batch(func(tx *bolt.Tx) error {
+	err = b.writes.update(func(tx *bolt.Tx) error {
 		id = 0
 		users, emails, err := createBuckets(tx, realm)
 		if err != nil {
@@ -315,7 +309,7 @@ func (b *Bolt) createUser(ctx context.Context, realm Realm, u *User, s *Session,
 			return err
 		}
 		if s != nil {
-			// A copy: Batch may run this function again, and s must not
+			// A copy: the group may run this function again, and s must not
 			// change unless the transaction commits.
 			sess := *s
 			sess.UserID = int64(seq)
@@ -392,8 +386,8 @@ func (b *Bolt) UserByID(ctx context.Context, realm Realm, id int64) (*User, erro
 	return u, nil
 }
 
-// UpdateUser implements Store. It uses db.Update rather than Batch: fn is
-// the caller's code and may not be safe to run twice.
+// UpdateUser implements Store. It uses db.Update rather than the group
+// commit: fn is the caller's code and may not be safe to run twice.
 func (b *Bolt) UpdateUser(ctx context.Context, realm Realm, id int64, fn func(*User) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

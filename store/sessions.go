@@ -177,7 +177,7 @@ func getSession(tx *bolt.Tx, sid string) (*Session, error) {
 	return &s, nil
 }
 
-// CreateSession implements Sessions. Like CreateUser it runs in db.Batch:
+// CreateSession implements Sessions. Like CreateUser it is group-committed:
 // every login writes a session, and concurrent logins share one fsync.
 func (b *Bolt) CreateSession(ctx context.Context, s *Session, rt *RefreshToken) error {
 	if err := ctx.Err(); err != nil {
@@ -186,7 +186,7 @@ func (b *Bolt) CreateSession(ctx context.Context, s *Session, rt *RefreshToken) 
 	if s.SID == "" {
 		return errors.New("creating session: empty sid")
 	}
-	err := b.db.Batch(func(tx *bolt.Tx) error { return putSession(tx, s, rt) })
+	err := b.writes.update(func(tx *bolt.Tx) error { return putSession(tx, s, rt) })
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
 	}
