@@ -8,6 +8,8 @@
 #   bash bench/ab.sh 537c0f3 HEAD           # ~1 minute
 #   ROUNDS=9 ROUND=3s CLIENTS=8 bash bench/ab.sh A B
 #   PORT=9421 bash bench/ab.sh A B          # servers on PORT and PORT+1 (default 9321)
+#   STORM=1 bash bench/ab.sh A B            # also guarded requests (16 clients) during
+#                                           # a login storm (4 × CPUs clients), as in run.sh
 #
 # Revisions are checked out with `git worktree` into a temporary directory;
 # the working tree is not touched (uncommitted changes are not measured).
@@ -59,22 +61,30 @@ for v in a b; do
 }
 http://127.0.0.1:${port[$v]} {
 	xano_auth /api:*
+	handle /guarded {
+		xano_guard
+		respond "ok"
+	}
 }
 CADDY
 	XDG_DATA_HOME="$work/data-$v" XDG_CONFIG_HOME="$work/config-$v" \
 		"$work/caddy-$v" run --config "$work/Caddyfile-$v" --adapter caddyfile >"$work/caddy-$v.log" 2>&1 &
 	pid[$v]=$!
 done
+declare -A token
 for v in a b; do
 	for _ in $(seq 50); do
-		curl -fsS -o /dev/null -X POST "http://127.0.0.1:${port[$v]}/api:b/auth/signup" \
-			-H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"secret123"}' && break
+		out=$(curl -fsS -X POST "http://127.0.0.1:${port[$v]}/api:b/auth/signup" \
+			-H 'Content-Type: application/json' -d '{"email":"bench@example.com","password":"secret123"}' 2>/dev/null) && break
 		sleep 0.2
 	done
+	token[$v]=$(sed 's/.*"authToken":"\([^"]*\)".*/\1/' <<<"$out")
 done
+storm_d=$ROUND
+if [[ $ROUND =~ ^[0-9]+s$ ]]; then storm_d="$((${ROUND%s} + 1))s"; fi
 
-declare -a R_LOGIN R_SIGNUP
-declare -A LOGIN SIGNUP
+declare -a R_LOGIN R_SIGNUP R_SG R_SP99 R_SL
+declare -A LOGIN SIGNUP SG SP99 SL
 echo "login and signup, $CLIENTS clients, $ROUNDS rounds of $ROUND, A=${rev[a]} B=${rev[b]}" >&2
 for r in $(seq "$ROUNDS"); do
 	order="a b"
@@ -88,8 +98,23 @@ for r in $(seq "$ROUNDS"); do
 		if [[ $(field errors "$l") != 0 || $(field errors "$s") != 0 ]]; then
 			echo "errors in round $r on ${rev[$v]}: see above" >&2
 		fi
+		if [[ "${STORM:-0}" == 1 ]]; then
+			# The storm starts first and outlasts the guarded load by a second.
+			"$work/load" -url "$base/login" -method POST -c "$((2 * CLIENTS))" -d "$storm_d" \
+				-body '{"email":"bench@example.com","password":"secret123"}' >"$work/storm.json" &
+			storm=$!
+			sleep 0.5
+			g=$("$work/load" -url "http://127.0.0.1:${port[$v]}/guarded" -c 16 -d "$ROUND" -H "Authorization: Bearer ${token[$v]}")
+			wait "$storm"
+			echo "round $r ${rev[$v]}: guarded during storm $g; storm logins $(cat "$work/storm.json")" >&2
+			SG[$v]=$(field rps "$g") SP99[$v]=$(field p99_ms "$g") SL[$v]=$(field rps "$(cat "$work/storm.json")")
+			sleep 1 # let the storm's queued logins drain
+		fi
 	done
 	R_LOGIN+=("$(ratio "${LOGIN[b]}" "${LOGIN[a]}")") R_SIGNUP+=("$(ratio "${SIGNUP[b]}" "${SIGNUP[a]}")")
+	if [[ "${STORM:-0}" == 1 ]]; then
+		R_SG+=("$(ratio "${SG[b]}" "${SG[a]}")") R_SP99+=("$(ratio "${SP99[b]}" "${SP99[a]}")") R_SL+=("$(ratio "${SL[b]}" "${SL[a]}")")
+	fi
 done
 for v in a b; do
 	echo "${rev[$v]}: Caddy RSS $(awk '/^VmRSS/ {printf "%d MiB", $2 / 1024}' "/proc/${pid[$v]}/status") after the rounds"
@@ -97,3 +122,8 @@ done
 printf '\n%-28s %8s %12s\n' "ratio B/A (per round)" median range
 printf '%-28s %8s %12s\n' "login req/s" "$(median "${R_LOGIN[@]}")" "$(spread "${R_LOGIN[@]}")"
 printf '%-28s %8s %12s\n' "signup req/s" "$(median "${R_SIGNUP[@]}")" "$(spread "${R_SIGNUP[@]}")"
+if [[ "${STORM:-0}" == 1 ]]; then
+	printf '%-28s %8s %12s\n' "guarded req/s during storm" "$(median "${R_SG[@]}")" "$(spread "${R_SG[@]}")"
+	printf '%-28s %8s %12s\n' "guarded p99 during storm" "$(median "${R_SP99[@]}")" "$(spread "${R_SP99[@]}")"
+	printf '%-28s %8s %12s\n' "storm logins/s" "$(median "${R_SL[@]}")" "$(spread "${R_SL[@]}")"
+fi
