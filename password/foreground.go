@@ -2,7 +2,6 @@ package password
 
 import (
 	"context"
-	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -19,10 +18,8 @@ import (
 // So a Hasher yields to foreground traffic: while a request reported with
 // Foreground was seen within foregroundWindow, at most half its slots (at
 // least one; LimitWhileBusy changes that) hash, and the rest of the hashes
-// wait, within the same maxWait, for one of those. Hashes already running
-// finish; the limit applies to hashes that start. And a running hash yields
-// its processor between segments (every 1.4–3 ms, see pause), so that
-// requests queued behind it run then rather than at the next preemption.
+// wait, within the same maxWait, for one of those. Hashes already running finish; the limit applies to
+// hashes that start.
 const foregroundWindow = 100 * time.Millisecond
 
 // monoEpoch anchors monotonic(): time.Since reads the monotonic clock, so
@@ -77,19 +74,6 @@ func (h *Hasher) Yielding() bool { return h.fg.slots != nil && h.foregroundActiv
 
 func (h *Hasher) foregroundActive() bool {
 	return monotonic()-h.fg.last.Load() < int64(foregroundWindow)
-}
-
-// pause runs between the segments of an argon2id hash
-// (argon2.Memory.Pause). While h yields to foreground traffic it lets the
-// goroutines waiting for a processor run first: the hash goes to the back
-// of Go's run queue, so a guarded request waits at most about a segment
-// for it, and a processor that hashes also serves some of them, instead of
-// one processor hashing without pause while the others serve everything.
-func (h *Hasher) pause() {
-	if h.Yielding() {
-		h.pauses.Add(1)
-		runtime.Gosched()
-	}
 }
 
 // yield runs after compute took one of h's slots. A hash takes a

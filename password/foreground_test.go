@@ -243,36 +243,3 @@ func TestLimitWhileBusy(t *testing.T) {
 		g.finish(t)
 	}
 }
-
-// TestPauseBetweenSegments: a hash yields between its segments exactly
-// while foreground traffic limits hashing, and never when yielding is off.
-func TestPauseBetweenSegments(t *testing.T) {
-	active := func(h *Hasher) { h.fg.last.Store(monotonic() + int64(time.Hour)) }
-	ctx := context.Background()
-	perHash := uint64(4*testParams.Time - 1)
-
-	h := NewHasher(testParams, 2, 5*time.Second)
-	if _, err := h.Hash(ctx, "no foreground traffic"); err != nil {
-		t.Fatal(err)
-	}
-	if n := h.pauses.Load(); n != 0 {
-		t.Fatalf("%d pauses without foreground traffic, want 0", n)
-	}
-	active(h)
-	if _, err := h.Hash(ctx, "foreground traffic"); err != nil {
-		t.Fatal(err)
-	}
-	if n := h.pauses.Load(); n != perHash {
-		t.Fatalf("%d pauses in a hash during foreground traffic, want %d", n, perHash)
-	}
-
-	off := NewHasher(testParams, 2, 5*time.Second)
-	off.LimitWhileBusy(2) // yielding off
-	active(off)
-	if _, err := off.Hash(ctx, "yielding off"); err != nil {
-		t.Fatal(err)
-	}
-	if n := off.pauses.Load(); n != 0 {
-		t.Fatalf("%d pauses with yielding off, want 0", n)
-	}
-}

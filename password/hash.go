@@ -116,9 +116,6 @@ type Hasher struct {
 
 	// fg makes hashing yield to foreground traffic (foreground.go).
 	fg foreground
-	// pauses counts the times a hash yielded the processor between
-	// segments (foreground.go); tests read it.
-	pauses atomic.Uint64
 
 	// mem keeps the argon2 working memory of finished hashes for the next
 	// (internal/argon2): without it every hash allocated and zeroed
@@ -312,7 +309,7 @@ func (h *Hasher) takeMemory() *argon2.Memory {
 		return m
 	default:
 		h.memCreate.Add(1)
-		return &argon2.Memory{Pause: h.pause}
+		return new(argon2.Memory)
 	}
 }
 

@@ -36,8 +36,7 @@
 // TestUpstreamUnchanged asks for when go.mod's x/crypto brings one): Memory
 // (memory.go) and deriveKeyIn, which computes in it; initBlocks takes the
 // blocks; processBlocks calls fillBlock and fillBlockXOR (fill_*.go), and
-// its first pass fillBlock instead of fillBlockXOR; it calls Memory.Pause
-// between segments;
+// its first pass fillBlock instead of fillBlockXOR;
 // Key (Argon2i) and the loong64 assembly are left out, so blamka_ref.go's
 // build tag no longer names loong64 and blamka_generic.go has no useLSX.
 // blake2b.go, blamka_amd64.go and the generated SSE4.1 assembly
@@ -106,11 +105,7 @@ func deriveKeyIn(mem *Memory, mode int, password, salt, secret, data []byte, tim
 		memory = 2 * syncPoints * uint32(threads)
 	}
 	B := initBlocks(mem.blocksFor(memory), &h0, memory, uint32(threads))
-	var pause func()
-	if mem != nil {
-		pause = mem.Pause
-	}
-	processBlocks(B, time, memory, uint32(threads), mode, pause)
+	processBlocks(B, time, memory, uint32(threads), mode)
 	return extractKey(B, memory, uint32(threads), keyLen)
 }
 
@@ -173,7 +168,7 @@ func initBlocks(B []block, h0 *[blake2b.Size + 8]byte, memory, threads uint32) [
 	return B
 }
 
-func processBlocks(B []block, time, memory, threads uint32, mode int, pause func()) {
+func processBlocks(B []block, time, memory, threads uint32, mode int) {
 	lanes := memory / threads
 	segments := lanes / syncPoints
 
@@ -235,9 +230,6 @@ func processBlocks(B []block, time, memory, threads uint32, mode int, pause func
 				go processSegment(n, slice, lane, &wg)
 			}
 			wg.Wait()
-			if pause != nil && (n < time-1 || slice < syncPoints-1) {
-				pause()
-			}
 		}
 	}
 

@@ -11,14 +11,6 @@ package argon2
 // not offer a cheaper way to test a guess than computing the hash.
 type Memory struct {
 	blocks []block
-
-	// Pause, when not nil, is called by the computing goroutine at each
-	// of the hash's sync points but the last: after every segment of a
-	// pass (4 × time − 1 calls, 7 for time = 2), when no block is being
-	// computed. It lets the caller yield the processor within a hash
-	// (package password does so while authenticated requests wait); it
-	// cannot change the result.
-	Pause func()
 }
 
 // IDKey is the package-level IDKey computed in m.

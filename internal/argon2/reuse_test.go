@@ -192,23 +192,3 @@ func BenchmarkIDKey(b *testing.B) {
 	b.Run("upstream", func(b *testing.B) { idKey(b, upstream.IDKey) })
 	b.Run("upstream/parallel", func(b *testing.B) { parallel(b, false) })
 }
-
-// TestPause: Pause runs at every sync point but the last, in the computing
-// goroutine, and a pause that yields the processor changes no key.
-func TestPause(t *testing.T) {
-	pw, salt := []byte("password"), []byte("somesaltsomesalt")
-	for _, c := range []struct {
-		time, memory uint32
-		threads      uint8
-	}{{2, 19456, 1}, {1, 64, 1}, {3, 256, 2}} {
-		calls := 0
-		m := &Memory{Pause: func() { calls++; runtime.Gosched() }}
-		got := m.IDKey(pw, salt, c.time, c.memory, c.threads, 32)
-		if want := upstream.IDKey(pw, salt, c.time, c.memory, c.threads, 32); !bytes.Equal(got, want) {
-			t.Fatalf("t=%d m=%d p=%d: key with pauses differs from x/crypto", c.time, c.memory, c.threads)
-		}
-		if want := int(4*c.time - 1); calls != want {
-			t.Fatalf("t=%d: Pause called %d times, want %d", c.time, calls, want)
-		}
-	}
-}
