@@ -83,9 +83,9 @@
 	VPALIGNR $8, Y14, Y15, Y6; \
 	VPALIGNR $8, Y15, Y14, Y7
 
-// func fillBlockAVX2(out, in1, in2 *block, xor bool)
+// func fillBlockAVX2(out, in1, in2 *block, xor bool, pf *prefetchPlan)
 // Requires: AVX, AVX2
-TEXT ·fillBlockAVX2(SB), 0, $1024-25
+TEXT ·fillBlockAVX2(SB), 0, $1024-40
 	MOVQ    out+0(FP), DX
 	MOVQ    in1+8(FP), AX
 	MOVQ    in2+16(FP), BX
@@ -205,6 +205,52 @@ colsxor:
 	VMOVDQU Y7, 896(DX)(SI*1)
 
 next:
+	// After the first column step out[0] is final: prefetch the next
+	// block's reference, phi(out[0]) (see prefetchPlan), while the other
+	// three steps run.
+	TESTQ SI, SI
+	JNZ   advance
+	MOVQ  pf+32(FP), R8
+	TESTQ R8, R8
+	JZ    advance
+	MOVL  (DX), R9             // p = lo32(out[0])
+	IMULQ R9, R9
+	SHRQ  $32, R9              // p = p*p >> 32
+	MOVQ  8(R8), R10           // m
+	IMULQ R10, R9
+	SHRQ  $32, R9              // p = p*m >> 32
+	MOVQ  16(R8), R11          // s
+	ADDQ  R10, R11
+	SUBQ  R9, R11
+	DECQ  R11                  // s + m - (p+1)
+	MOVQ  AX, R12              // DIVQ takes AX and DX
+	MOVQ  DX, R13
+	MOVQ  R11, AX
+	XORL  DX, DX
+	DIVQ  24(R8)               // DX = (s + m - (p+1)) % lanes
+	SHLQ  $10, DX
+	ADDQ  (R8), DX             // the reference block
+	MOVQ  DX, 32(R8)
+	PREFETCHT0 (DX)
+	PREFETCHT0 64(DX)
+	PREFETCHT0 128(DX)
+	PREFETCHT0 192(DX)
+	PREFETCHT0 256(DX)
+	PREFETCHT0 320(DX)
+	PREFETCHT0 384(DX)
+	PREFETCHT0 448(DX)
+	PREFETCHT0 512(DX)
+	PREFETCHT0 576(DX)
+	PREFETCHT0 640(DX)
+	PREFETCHT0 704(DX)
+	PREFETCHT0 768(DX)
+	PREFETCHT0 832(DX)
+	PREFETCHT0 896(DX)
+	PREFETCHT0 960(DX)
+	MOVQ  R12, AX
+	MOVQ  R13, DX
+
+advance:
 	ADDQ $0x20, SI
 	CMPQ SI, $0x80
 	JB   cols

@@ -8,6 +8,8 @@ import (
 	mrand "math/rand/v2"
 	"testing"
 
+	"unsafe"
+
 	upstream "golang.org/x/crypto/argon2"
 )
 
@@ -32,14 +34,14 @@ func TestFillBlockAVX2(t *testing.T) {
 		for _, xor := range []bool{false, true} {
 			want, got := *old, *old
 			processBlockGeneric(&want, in1, in2, xor)
-			fillBlockAVX2(&got, in1, in2, xor)
+			fillBlockAVX2(&got, in1, in2, xor, nil)
 			if got != want {
 				t.Fatalf("block %d, xor %v: AVX2 differs from the generic code at word %d", i, xor, firstDiff(&got, &want))
 			}
 
 			want, got = *in1, *in1
 			processBlockGeneric(&want, &want, in2, xor)
-			fillBlockAVX2(&got, &got, in2, xor)
+			fillBlockAVX2(&got, &got, in2, xor, nil)
 			if got != want {
 				t.Fatalf("block %d, xor %v, out = in1: AVX2 differs from the generic code at word %d", i, xor, firstDiff(&got, &want))
 			}
@@ -85,7 +87,7 @@ func BenchmarkFillBlock(b *testing.B) {
 	in1, in2, out := randomBlock(r), randomBlock(r), randomBlock(r)
 	b.Run("avx2", func(b *testing.B) {
 		for b.Loop() {
-			fillBlockAVX2(out, in1, in2, true)
+			fillBlockAVX2(out, in1, in2, true, nil)
 		}
 	})
 	b.Run("sse4", func(b *testing.B) {
@@ -108,5 +110,35 @@ func BenchmarkIDKeySSE4(b *testing.B) {
 	m.IDKey(pw, salt, 2, 19456, 1, 32)
 	for b.Loop() {
 		m.IDKey(pw, salt, 2, 19456, 1, 32)
+	}
+}
+
+// TestPrefetchAddress: the block fillBlockAVX2 prefetches is the one
+// indexAlpha will pick as the next block's reference.
+func TestPrefetchAddress(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("this CPU has no AVX2")
+	}
+	r := mrand.New(mrand.NewPCG(3, 4))
+	const lanes, segments = 64, 16
+	B := make([]block, lanes)
+	for i := range B {
+		B[i] = *randomBlock(r)
+	}
+	for i := range 500 {
+		n, slice := uint32(r.IntN(3)), uint32(r.IntN(syncPoints))
+		index := uint32(1 + r.IntN(segments-2)) // the block computed now; index+1 is next
+		if n == 0 && slice == 0 && index < 2 {
+			index = 2
+		}
+		offset := slice*segments + index
+		plan := prefetchPlan{base: &B[0], lanes: lanes}
+		plan.m, plan.s = refWindow(segments, n, slice, index+1)
+		fillBlockAVX2(&B[offset], &B[offset-1], &B[r.IntN(int(offset))], n > 0, &plan)
+		want := indexAlpha(B[offset][0], lanes, segments, 1, n, slice, 0, index+1)
+		if plan.addr != uintptr(unsafe.Pointer(&B[want])) {
+			t.Fatalf("case %d (n=%d slice=%d index=%d): prefetched block %d, indexAlpha picks %d",
+				i, n, slice, index, (plan.addr-uintptr(unsafe.Pointer(&B[0])))/unsafe.Sizeof(B[0]), want)
+		}
 	}
 }

@@ -192,3 +192,23 @@ func BenchmarkIDKey(b *testing.B) {
 	b.Run("upstream", func(b *testing.B) { idKey(b, upstream.IDKey) })
 	b.Run("upstream/parallel", func(b *testing.B) { parallel(b, false) })
 }
+
+// TestRefWindow: with one lane, refWindow gives indexAlpha's window, so
+// that phi with it finds the same reference for any first word.
+func TestRefWindow(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(5, 6))
+	for range 20000 {
+		segments := uint32(2 + r.IntN(5000))
+		lanes := segments * syncPoints
+		n, slice := uint32(r.IntN(3)), uint32(r.IntN(syncPoints))
+		index := uint32(1 + r.IntN(int(segments)-1))
+		if n == 0 && slice == 0 && index < 2 {
+			continue // the first two blocks are not computed this way
+		}
+		rand := r.Uint64()
+		m, s := refWindow(segments, n, slice, index)
+		if got, want := phi(rand, m, s, 0, lanes), indexAlpha(rand, lanes, segments, 1, n, slice, 0, index); got != want {
+			t.Fatalf("segments=%d n=%d slice=%d index=%d: phi with refWindow = %d, indexAlpha = %d", segments, n, slice, index, got, want)
+		}
+	}
+}
