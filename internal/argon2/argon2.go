@@ -17,16 +17,16 @@
 // one per hashing slot.
 //
 // Upstream's amd64 code computes a block with 128-bit SSE4.1 vectors in three
-// calls (mix, round, mix). fillBlockAVX2 does it in one, with 256-bit
-// vectors: 0.2 µs a block instead of 0.47, and a default hash in about
-// half the time (BenchmarkFillBlock, BenchmarkIDKeySSE4 against
-// BenchmarkIDKey/reused). With one lane it also prefetches the reference
-// block of the next data-dependent block as soon as that is known
-// (prefetchPlan), which takes another 10 % off a hash alone and 12–14 %
-// off two at once; TestPrefetchAddress and TestRefWindow check the address. CPUs without AVX2 and other architectures run
-// upstream's code. TestFillBlockAVX2 compares it with upstream's generic
-// code block by block, and on machines with AVX2 every test against
-// x/crypto runs it, while TestSSE4Path keeps the SSE4.1 path tested there.
+// calls (mix, round, mix). fillBlockAVX2 does it in one, with 256-bit vectors:
+// 0.2 µs a block instead of 0.47, and a default hash in about half the time
+// (BenchmarkFillBlock, BenchmarkIDKeySSE4 against BenchmarkIDKey/reused). With
+// one lane it also prefetches the reference block of the next data-dependent
+// block as soon as that is known (prefetchPlan), which takes another 10 % off
+// a hash alone and 12–14 % off two at once; TestPrefetchAddress and
+// TestRefWindow check the address. CPUs without AVX2 and other architectures
+// run upstream's code. TestFillBlockAVX2 compares it with upstream's generic
+// code block by block, and on machines with AVX2 every test against x/crypto
+// runs it, while TestSSE4Path keeps the SSE4.1 path tested there.
 //
 // To make reuse safe, the first pass overwrites each block instead of XORing
 // into it: upstream XORs into freshly zeroed memory, which gives the same
@@ -182,6 +182,7 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 		// block's reference block as soon as the block before it has its
 		// first word (prefetchPlan).
 		plan := prefetchPlan{base: &B[0], lanes: uint64(lanes)}
+		independent := mode == argon2i || (mode == argon2id && n == 0 && slice < syncPoints/2)
 		if mode == argon2i || (mode == argon2id && n == 0 && slice < syncPoints/2) {
 			in[0] = uint64(n)
 			in[1] = uint64(lane)
@@ -220,7 +221,7 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 			}
 			newOffset := indexAlpha(random, lanes, segments, threads, n, slice, lane, index)
 			var pf *prefetchPlan
-			if threads == 1 && index+1 < segments && !(mode == argon2i || (mode == argon2id && n == 0 && slice < syncPoints/2)) {
+			if threads == 1 && index+1 < segments && !independent {
 				plan.m, plan.s = refWindow(segments, n, slice, index+1)
 				pf = &plan
 			}
