@@ -28,12 +28,14 @@ go build -o "$work/caddy" ./cmd/caddy
 go build -o "$work/load" ./bench/load
 go build -o "$work/seed" ./bench/seed
 
-
 declare -A base email tok
 port=$PORT
 for n in "$SMALL" "$BIG"; do
 	db="$work/users-$n.db"
 	"$work/seed" -db "$db" -n "$n" >&2
+	# Write the seeded file out now: the kernel flushing hundreds of MiB in
+	# the background would slow the first rounds of the big store.
+	sync "$db"
 	mkdir -p "$work/$n"
 	cat >"$work/$n/Caddyfile" <<CADDY
 {
