@@ -80,8 +80,7 @@ for v in a b; do
 	done
 	token[$v]=$(sed 's/.*"authToken":"\([^"]*\)".*/\1/' <<<"$out")
 done
-storm_d=$ROUND
-if [[ $ROUND =~ ^[0-9]+s$ ]]; then storm_d="$((${ROUND%s} + 1))s"; fi
+storm_d=$(storm_duration "$ROUND")
 
 declare -a R_LOGIN R_SIGNUP R_SG R_SP99 R_SL
 declare -A LOGIN SIGNUP SG SP99 SL

@@ -1,4 +1,4 @@
-# Helpers shared by bench/run.sh and bench/scale.sh (sourced, not run).
+# Helpers shared by the bench/*.sh scripts (sourced, not run).
 
 # stop_pids PID... stops processes this script started: TERM, 2 s for
 # Caddy's grace period, then KILL, and reaps them.
@@ -17,3 +17,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else pr
 # median and spread of their arguments: the per-round ratios.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo, hi}'; }
+# storm_duration ROUND prints how long a login storm runs around a guarded
+# round of ROUND: a second longer when ROUND is whole seconds ("4s" → "5s"),
+# since the storm starts half a second before the round.
+storm_duration() { if [[ $1 =~ ^[0-9]+s$ ]]; then echo "$((${1%s} + 1))s"; else echo "$1"; fi; }

@@ -155,8 +155,7 @@ done
 
 echo "isolation: guarded alone / during a login storm ($((4 * CPUS)) clients), $ROUNDS rounds" >&2
 # The storm starts first and outlasts the measurement by a second.
-storm_d=$ROUND
-if [[ $ROUND =~ ^[0-9]+s$ ]]; then storm_d="$((${ROUND%s} + 1))s"; fi
+storm_d=$(storm_duration "$ROUND")
 for _ in $(seq "$ROUNDS"); do
 	i=$(load -url "$BASE/guarded" -c "$CONC" -d "$ROUND" -H "Authorization: Bearer $TOKEN")
 	load -url "$BASE/api:b/auth/login" -method POST -c "$((4 * CPUS))" -d "$storm_d" -body '{"email":"bench@example.com","password":"secret123"}' >"$work/storm.json" &

@@ -60,12 +60,7 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	// joined it) and hands anything queued during that commit to another
 	// goroutine, so that its own answer does not wait for later writes.
 	g.commitNext()
-	g.mu.Lock()
-	if len(g.queue) == 0 {
-		g.busy = false
-		g.mu.Unlock()
-	} else {
-		g.mu.Unlock()
+	if g.more() {
 		go g.drain()
 	}
 	return <-w.done
@@ -75,14 +70,22 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 func (g *groupCommit) drain() {
 	for {
 		g.commitNext()
-		g.mu.Lock()
-		if len(g.queue) == 0 {
-			g.busy = false
-			g.mu.Unlock()
+		if !g.more() {
 			return
 		}
-		g.mu.Unlock()
 	}
+}
+
+// more reports whether writes are queued; if none are, the committing
+// goroutine stops and the next write leads.
+func (g *groupCommit) more() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.busy = false
+		return false
+	}
+	return true
 }
 
 // commitNext takes up to maxGroup queued writes and commits them.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"testing"
-
 	"unsafe"
 
 	upstream "golang.org/x/crypto/argon2"
@@ -49,6 +48,16 @@ func TestFillBlockAVX2(t *testing.T) {
 	}
 }
 
+// withoutAVX2 makes the rest of tb run upstream's SSE4.1 code; it skips
+// tb on CPUs without AVX2, where every test and benchmark runs that code.
+func withoutAVX2(tb testing.TB) {
+	if !useAVX2 {
+		tb.Skip("without AVX2 every test runs the SSE4.1 path")
+	}
+	useAVX2 = false
+	tb.Cleanup(func() { useAVX2 = true })
+}
+
 func firstDiff(a, b *block) int {
 	for i := range a {
 		if a[i] != b[i] {
@@ -62,11 +71,7 @@ func firstDiff(a, b *block) int {
 // CPUs without AVX2 use, and compares them with x/crypto: with AVX2
 // present, the other tests never reach it.
 func TestSSE4Path(t *testing.T) {
-	if !useAVX2 {
-		t.Skip("without AVX2 every test runs this path")
-	}
-	useAVX2 = false
-	defer func() { useAVX2 = true }()
+	withoutAVX2(t)
 	var m Memory
 	for _, c := range []struct {
 		time, memory uint32
@@ -100,11 +105,7 @@ func BenchmarkFillBlock(b *testing.B) {
 // BenchmarkIDKeySSE4 is BenchmarkIDKey's reused case on upstream's SSE4.1
 // code: compare it with BenchmarkIDKey/reused for what AVX2 gains.
 func BenchmarkIDKeySSE4(b *testing.B) {
-	if !useAVX2 {
-		b.Skip("without AVX2, BenchmarkIDKey runs this path")
-	}
-	useAVX2 = false
-	defer func() { useAVX2 = true }()
+	withoutAVX2(b)
 	pw, salt := []byte("password"), []byte("somesaltsomesalt")
 	var m Memory
 	m.IDKey(pw, salt, 2, 19456, 1, 32)
