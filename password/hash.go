@@ -317,7 +317,8 @@ func (h *Hasher) takeMemory() *argon2.Memory {
 // once hashing stops.
 func (h *Hasher) keepMemory(m *argon2.Memory) {
 	if h.released.Load() || m.Size() > uint64(h.params.Memory)*1024 {
-		return // a stored hash with a larger memory cost: not kept
+		m.Free() // a stored hash with a larger memory cost: not kept
+		return
 	}
 	h.lastHash.Store(time.Now().UnixNano())
 	// Counted before it can be taken, so that kept never goes negative.
@@ -326,6 +327,7 @@ func (h *Hasher) keepMemory(m *argon2.Memory) {
 	case h.mem <- m:
 	default:
 		h.kept.Add(-int64(m.Size()))
+		m.Free()
 	}
 	if h.sweeping.CompareAndSwap(false, true) {
 		time.AfterFunc(h.memIdle, h.sweep)
@@ -353,6 +355,7 @@ func (h *Hasher) dropMemory() {
 		select {
 		case m := <-h.mem:
 			h.kept.Add(-int64(m.Size()))
+			m.Free()
 		default:
 			return
 		}

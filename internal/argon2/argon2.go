@@ -37,7 +37,8 @@
 //
 // The changes to upstream, to re-apply when copying a newer version (which
 // TestUpstreamUnchanged asks for when go.mod's x/crypto brings one): Memory
-// (memory.go) and deriveKeyIn, which computes in it; initBlocks takes the
+// (memory.go; on Linux its blocks are a mapping advised for huge pages,
+// mmap_linux.go) and deriveKeyIn, which computes in it and keeps it alive; initBlocks takes the
 // blocks; processBlocks calls fillBlock and fillBlockXOR (fill_*.go) with a
 // prefetchPlan (refWindow), and its first pass fillBlock instead of
 // fillBlockXOR;
@@ -110,7 +111,9 @@ func deriveKeyIn(mem *Memory, mode int, password, salt, secret, data []byte, tim
 	}
 	B := initBlocks(mem.blocksFor(memory), &h0, memory, uint32(threads))
 	processBlocks(B, time, memory, uint32(threads), mode)
-	return extractKey(B, memory, uint32(threads), keyLen)
+	key := extractKey(B, memory, uint32(threads), keyLen)
+	mem.keepAlive()
+	return key
 }
 
 const (

@@ -15,9 +15,11 @@ import (
 
 // poisoned returns a Memory of n blocks with every word set to fill, so
 // that a computation reusing it would show any word it read before
-// overwriting.
+// overwriting. Its blocks are where a Memory's own would be (mapped, on
+// Linux).
 func poisoned(n uint32, fill uint64) *Memory {
-	m := &Memory{blocks: make([]block, n)}
+	m := new(Memory)
+	m.blocksFor(n)
 	for i := range m.blocks {
 		for j := range m.blocks[i] {
 			m.blocks[i][j] = fill
