@@ -1,11 +1,17 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/xanoauth/caddy-xanoauth/password"
 )
@@ -49,4 +55,67 @@ func serveBench(a *Auth, r *http.Request) *httptest.ResponseRecorder {
 		w.Body.WriteString(err.Error())
 	}
 	return w
+}
+
+// BenchmarkVerifyThenSync shows what BenchmarkLoginParallel's durable write
+// costs the hashing around it: 4 goroutines, one hash slot per CPU, each
+// verifying and then waiting as long as two fdatasync calls (a bbolt
+// commit's) take, either in fdatasync itself or in time.Sleep. A goroutine
+// in a system call keeps its P until the runtime's monitor takes it back, so
+// a hash that is ready waits for the disk; a sleeping goroutine gives its P
+// up at once. "none" is the baseline. README, Performance: where a login's
+// time goes.
+func BenchmarkVerifyThenSync(b *testing.B) {
+	h := password.NewHasher(password.DefaultParams, runtime.NumCPU(), 0)
+	ctx := context.Background()
+	encoded, err := h.Hash(ctx, "benchmark password 1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(b.TempDir(), "sync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	// Written once, so that the syncs below need no block allocation.
+	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
+		b.Fatal(err)
+	}
+	page := make([]byte, 4096)
+	syncs := func(i int) {
+		_, _ = f.WriteAt(page, int64(i%256)*4096)
+		_ = f.Sync() // fdatasync is not in package os; on ext4 the cost is alike
+		_ = f.Sync()
+	}
+	start := time.Now()
+	for i := range 50 {
+		syncs(i)
+	}
+	syncTime := time.Since(start) / 50
+	for _, c := range []struct {
+		name  string
+		after func(i int)
+	}{
+		{"none", func(int) {}},
+		{"sleep", func(int) { time.Sleep(syncTime) }},
+		{"fsync", syncs},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						if ok, _, err := h.Verify(ctx, encoded, "benchmark password 1"); !ok || err != nil {
+							b.Errorf("Verify = %v, %v", ok, err)
+							return
+						}
+						c.after(int(i))
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(syncTime.Microseconds()), "µs-sync")
+		})
+	}
 }
