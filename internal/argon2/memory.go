@@ -13,11 +13,10 @@ import "runtime"
 // been rewritten by a pass that depends on the whole first pass, so they do
 // not offer a cheaper way to test a guess than computing the hash.
 //
-// On Linux the blocks are a mapping of their own, outside the Go heap, that
-// asks for transparent huge pages (mapBlocks): a hash reads its blocks in an
-// order it cannot predict, so with 4 KiB pages most references also miss the
-// TLB. Free returns the mapping at once; a Memory dropped without Free
-// returns it when the garbage collector finds it unreachable.
+// On Linux the blocks are a mapping of their own, outside the Go heap (so
+// they do not raise the collector's heap target), that asks for transparent
+// huge pages (mapBlocks). Free returns the mapping at once; a Memory dropped
+// without Free returns it when the garbage collector finds it unreachable.
 type Memory struct {
 	blocks []block
 	mapped *mapping // where blocks live, when outside the Go heap

@@ -23,10 +23,12 @@ type mapping struct {
 // the kernel's default THP mode, "madvise": the Go heap does not give it
 // (since Go 1.21.1), so the 19 MiB of a default hash sit in about 4,900
 // 4 KiB pages, more than the CPU's TLB holds, and a data-dependent reference
-// often costs a page walk on top of its cache miss. With huge pages a hash
-// takes about 12 % less time alone and 17 % less with both CPUs hashing
-// (BenchmarkIDKey, README "Performance"). Where THP is off, the advice is
-// ignored and the mapping is ordinary memory.
+// could cost a page walk on top of its cache miss. On the Zen 5 of the
+// README's figures that made no measurable difference to a warm hash, but
+// the first hash in new memory took 15 ms instead of 73 (BenchmarkIDKey/
+// fresh): the kernel faults in ten huge pages instead of ~4,900 small ones.
+// Where THP is off, the advice is ignored and the mapping is ordinary
+// memory.
 //
 // It returns a nil mapping if the kernel refuses the mapping; the caller
 // then allocates from the Go heap.
