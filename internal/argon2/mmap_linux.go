@@ -11,6 +11,9 @@ import (
 // pages) arm64.
 const hugePage = 2 << 20
 
+// mmapPtr is unix.MmapPtr; tests make it fail.
+var mmapPtr = unix.MmapPtr
+
 // A mapping is anonymous memory mapped for one Memory's blocks.
 type mapping struct {
 	addr    unsafe.Pointer
@@ -37,7 +40,7 @@ func mapBlocks(n uint32) ([]block, *mapping) {
 	// Map one huge page more than needed and unmap what lies outside the
 	// aligned range, so that the blocks start on a huge-page boundary.
 	// (unix.Mmap and unix.Munmap would refuse to unmap part of a mapping.)
-	raw, err := unix.MmapPtr(-1, 0, nil, size+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	raw, err := mmapPtr(-1, 0, nil, size+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -169,4 +170,22 @@ func TestMemoryKeptAliveWhileHashing(t *testing.T) {
 			t.Fatalf("got %x, upstream %x", got, want)
 		}
 	}
+}
+
+// TestMapRefused: where the kernel refuses the mapping (an address-space
+// limit, strict overcommit), Memory computes in Go heap memory instead.
+func TestMapRefused(t *testing.T) {
+	defer func(f func(int, int64, unsafe.Pointer, uintptr, int, int) (unsafe.Pointer, error)) { mmapPtr = f }(mmapPtr)
+	mmapPtr = func(int, int64, unsafe.Pointer, uintptr, int, int) (unsafe.Pointer, error) {
+		return nil, syscall.ENOMEM
+	}
+	var m Memory
+	pw, salt := []byte("pw"), []byte("saltsaltsalt")
+	if got, want := m.IDKey(pw, salt, 1, 4096, 1, 32), upstream.IDKey(pw, salt, 1, 4096, 1, 32); !bytes.Equal(got, want) {
+		t.Fatalf("got %x, upstream %x", got, want)
+	}
+	if m.mapped != nil || m.Size() != 4096*1024 {
+		t.Fatalf("mapped %v, Size %d; want heap memory of 4096 KiB", m.mapped, m.Size())
+	}
+	m.Free()
 }
