@@ -204,6 +204,7 @@ func BenchmarkVerifyDefaultParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	warmSlots(b, h, encoded, "benchmark password 1")
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
