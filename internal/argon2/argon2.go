@@ -38,10 +38,10 @@
 // The changes to upstream, to re-apply when copying a newer version (which
 // TestUpstreamUnchanged asks for when go.mod's x/crypto brings one): Memory
 // (memory.go; on Linux its blocks are a mapping advised for huge pages,
-// mmap_linux.go) and deriveKeyIn, which computes in it and keeps it alive; initBlocks takes the
-// blocks; processBlocks calls fillBlock and fillBlockXOR (fill_*.go) with a
-// prefetchPlan (refWindow), and its first pass fillBlock instead of
-// fillBlockXOR;
+// mmap_linux.go) and deriveKeyIn, which computes in it and keeps it alive;
+// initBlocks takes the blocks; processBlocks calls fillBlock and
+// fillBlockXOR (fill_*.go) with a prefetchPlan (refWindow), and its first
+// pass fillBlock instead of fillBlockXOR;
 // Key (Argon2i) and the loong64 assembly are left out, so blamka_ref.go's
 // build tag no longer names loong64 and blamka_generic.go has no useLSX.
 // blake2b.go, blamka_amd64.go and the generated SSE4.1 assembly
