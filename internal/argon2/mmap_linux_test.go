@@ -84,7 +84,9 @@ func TestMappedBlocks(t *testing.T) {
 	if addr%hugePage != 0 {
 		t.Errorf("blocks at %#x: not on a 2 MiB boundary", addr)
 	}
-	if flags := strings.Fields(r.fields["VmFlags"]); !contains(flags, "hg") {
+	// qemu-user, which CI runs the arm64 tests in, takes madvise as a hint
+	// and drops it, so the kernel never sees the advice there.
+	if flags := strings.Fields(r.fields["VmFlags"]); !contains(flags, "hg") && os.Getenv("XANOAUTH_EMULATED") == "" {
 		t.Errorf("VmFlags %v: no hg (MADV_HUGEPAGE)", flags)
 	}
 	// Whether the kernel found huge pages depends on the machine's THP mode
