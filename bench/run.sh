@@ -8,6 +8,7 @@
 #   HASHB=2 bash bench/run.sh              # hash_concurrency_busy 2 (default: half); = CPUs turns yielding off
 #   PIN=1 bash bench/run.sh                # Caddy on CPU 0, the load generator on the others
 #   PORT=9311 bash bench/run.sh            # another port (default 9301)
+#   LOGINC=8 bash bench/run.sh             # login/signup clients (default: the target's 2 × CPUs)
 #
 # It builds ./cmd/caddy and ./bench/load, starts Caddy on 127.0.0.1:$PORT
 # with a bench Caddyfile, and prints a table of the cases and one of the
@@ -134,9 +135,9 @@ done
 # ./password/` reports it), and what the CPUs deliver with a verify on each
 # of them at once (BenchmarkVerifyDefaultParallel): concurrent argon2id
 # hashes share memory bandwidth and caches, so that one is lower.
-echo "login / signup with $((2 * CPUS)) clients, $ROUNDS rounds, each after a hash benchmark" >&2
+LOGINC=${LOGINC:-$((2 * CPUS))}
+echo "login / signup with $LOGINC clients, $ROUNDS rounds, each after a hash benchmark" >&2
 go test -c -o "$work/password.test" ./password/
-LOGINC=$((2 * CPUS))
 for r in $(seq "$ROUNDS"); do
 	hashes=$("$work/password.test" -test.run='^$' -test.bench='^BenchmarkVerifyDefault(Parallel)?$' -test.benchtime=20x)
 	hash_ns=$(awk '/^BenchmarkVerifyDefault-/ {print $3}' <<<"$hashes")
