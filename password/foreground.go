@@ -18,8 +18,8 @@ import (
 // So a Hasher yields to foreground traffic: while a request reported with
 // Foreground was seen within foregroundWindow, at most half its slots (at
 // least one; LimitWhileBusy changes that) hash, and the rest of the hashes
-// wait, within the same maxWait, for one of those. Hashes already running finish; the limit applies to
-// hashes that start.
+// wait, within the same maxWait, for one of those. Hashes already running
+// finish; the limit applies to hashes that start.
 const foregroundWindow = 100 * time.Millisecond
 
 // monoEpoch anchors monotonic(): time.Since reads the monotonic clock, so

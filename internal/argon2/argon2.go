@@ -40,8 +40,9 @@
 // (memory.go; on Linux its blocks are a mapping advised for huge pages,
 // mmap_linux.go) and deriveKeyIn, which computes in it and keeps it alive;
 // initBlocks takes the blocks; processBlocks calls fillBlock and
-// fillBlockXOR (fill_*.go) with a prefetchPlan (refWindow), and its first
-// pass fillBlock instead of fillBlockXOR;
+// fillBlockXOR (fill_*.go) with a prefetchPlan (refWindow), names its
+// addressing condition (independent), and its first pass calls fillBlock
+// instead of fillBlockXOR;
 // Key (Argon2i) and the loong64 assembly are left out, so blamka_ref.go's
 // build tag no longer names loong64 and blamka_generic.go has no useLSX.
 // blake2b.go, blamka_amd64.go and the generated SSE4.1 assembly
@@ -185,8 +186,10 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 		// block's reference block as soon as the block before it has its
 		// first word (prefetchPlan).
 		plan := prefetchPlan{base: &B[0], lanes: uint64(lanes)}
+		// Data-independent addressing (Argon2i, and Argon2id's first half
+		// pass): references come from generated address blocks.
 		independent := mode == argon2i || (mode == argon2id && n == 0 && slice < syncPoints/2)
-		if mode == argon2i || (mode == argon2id && n == 0 && slice < syncPoints/2) {
+		if independent {
 			in[0] = uint64(n)
 			in[1] = uint64(lane)
 			in[2] = uint64(slice)
@@ -212,7 +215,7 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 			if index == 0 && slice == 0 {
 				prev += lanes // last block in lane
 			}
-			if mode == argon2i || (mode == argon2id && n == 0 && slice < syncPoints/2) {
+			if independent {
 				if index%blockLength == 0 {
 					in[6]++
 					fillBlock(&addresses, &in, &zero, nil)

@@ -47,24 +47,24 @@
 	VPADDQ   b, b, b; \
 	VPXOR    t, b, b
 
+// ROTATE_ROW rotates a row's b, c and d words by one, two and three lanes
+// (ROTATE_ROW($0x39, $0x93, ...): diagonalising) or back
+// (ROTATE_ROW($0x93, $0x39, ...)).
+#define ROTATE_ROW(pb, pd, b, c, d) \
+	VPERMQ pb, b, b; \
+	VPERMQ $0x4e, c, c; \
+	VPERMQ pd, d, d
+
 // ROUND_ROWS runs the round on two rows: Y0..Y3 and Y4..Y7.
 #define ROUND_ROWS \
 	G(Y0, Y1, Y2, Y3, Y8); \
 	G(Y4, Y5, Y6, Y7, Y9); \
-	VPERMQ $0x39, Y1, Y1; \
-	VPERMQ $0x4e, Y2, Y2; \
-	VPERMQ $0x93, Y3, Y3; \
-	VPERMQ $0x39, Y5, Y5; \
-	VPERMQ $0x4e, Y6, Y6; \
-	VPERMQ $0x93, Y7, Y7; \
+	ROTATE_ROW($0x39, $0x93, Y1, Y2, Y3); \
+	ROTATE_ROW($0x39, $0x93, Y5, Y6, Y7); \
 	G(Y0, Y1, Y2, Y3, Y8); \
 	G(Y4, Y5, Y6, Y7, Y9); \
-	VPERMQ $0x93, Y1, Y1; \
-	VPERMQ $0x4e, Y2, Y2; \
-	VPERMQ $0x39, Y3, Y3; \
-	VPERMQ $0x93, Y5, Y5; \
-	VPERMQ $0x4e, Y6, Y6; \
-	VPERMQ $0x39, Y7, Y7
+	ROTATE_ROW($0x93, $0x39, Y1, Y2, Y3); \
+	ROTATE_ROW($0x93, $0x39, Y5, Y6, Y7)
 
 // ROUND_COLS runs the round on two column groups, Y0..Y7 = R0..R7.
 // VPALIGNR $8, lo, hi, dst sets each lane of dst to (lo's high word,

@@ -35,7 +35,8 @@ func regionAt(t *testing.T, addr uintptr) (region, bool) {
 	for sc.Scan() {
 		line := sc.Text()
 		var start, end uintptr
-		if n, _ := fmt.Sscanf(line, "%x-%x ", &start, &end); n == 2 && strings.Contains(line[:strings.IndexByte(line, ' ')], "-") {
+		// A mapping's header starts "start-end "; its fields start "Name:".
+		if n, _ := fmt.Sscanf(line, "%x-%x ", &start, &end); n == 2 {
 			if cur != nil {
 				return *cur, true
 			}
