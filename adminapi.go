@@ -105,10 +105,11 @@ func (a *adminAPI) revokeSessions(w http.ResponseWriter, r *http.Request) error 
 	if req.DataSource == "" {
 		req.DataSource = app.DataSources[0]
 	}
-	if _, ok := app.svc.Tables[req.Table]; !ok || req.UserID <= 0 {
+	t, ok := app.svc.Tables[req.Table]
+	if !ok || req.UserID <= 0 {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("need a known table and a user_id")}
 	}
-	n, err := app.svc.Store.RevokeUserSessions(r.Context(), store.Realm{DataSource: req.DataSource, Table: req.Table}, req.UserID, "")
+	n, err := app.svc.RevokeUser(r.Context(), t, req.DataSource, req.UserID, "")
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}

@@ -268,16 +268,23 @@ func (a *App) sweep(interval time.Duration) {
 		case <-a.ctx.Done():
 			return
 		case now := <-t.C:
-			n, err := a.svc.Store.Prune(a.ctx, now)
-			if err != nil && a.ctx.Err() == nil {
-				a.logger.Error("pruning expired sessions", zap.Error(err))
-			} else if n > 0 {
-				a.logger.Debug("pruned expired sessions", zap.Int("entries", n))
-			}
+			a.prune(now)
 			if err := a.refreshStoredKeys(a.ctx, now); err != nil && a.ctx.Err() == nil {
 				a.logger.Error("pruning retired keys", zap.Error(err))
 			}
 		}
+	}
+}
+
+// prune drops the session state that no token can need at now. A token
+// is accepted until its exp plus the leeway, so its revocation is kept
+// that long too: the store prunes as of now minus the leeway.
+func (a *App) prune(now time.Time) {
+	n, err := a.svc.Store.Prune(a.ctx, now.Add(-time.Duration(a.Leeway)))
+	if err != nil && a.ctx.Err() == nil {
+		a.logger.Error("pruning expired sessions", zap.Error(err))
+	} else if n > 0 {
+		a.logger.Debug("pruned expired sessions", zap.Int("entries", n))
 	}
 }
 

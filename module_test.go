@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/xanoauth/caddy-xanoauth/store"
 )
 
 // TestProvisionHashConcurrencyBusy: by default hashing yields to token
@@ -64,5 +66,32 @@ func TestCleanupReleasesHashMemory(t *testing.T) {
 	}
 	if got := h.KeptMemory(); got != 0 {
 		t.Fatalf("after Cleanup: KeptMemory() = %d, want 0", got)
+	}
+}
+
+// TestPruneKeepsRevocationsThroughLeeway: with a leeway, a token is
+// accepted for that long after its exp, so its revocation must last as
+// long; the sweep's prune keeps it until then.
+func TestPruneKeepsRevocationsThroughLeeway(t *testing.T) {
+	app := &App{Storage: &StorageConfig{Path: filepath.Join(t.TempDir(), "a.db")}, Leeway: caddy.Duration(5 * time.Second)}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Cleanup()
+	const exp = 1_700_000_000
+	st := app.Service().Store
+	if err := st.RevokeSession(ctx, "s", exp); err != nil {
+		t.Fatal(err)
+	}
+	revoked := func() bool { return st.IsRevoked(store.Realm{}, 0, "s", 0) }
+	app.prune(time.Unix(exp+4, 0))
+	if !revoked() {
+		t.Fatal("revocation dropped while its token is still accepted under the leeway")
+	}
+	app.prune(time.Unix(exp+5, 0))
+	if revoked() {
+		t.Fatal("revocation kept after its token's exp plus leeway")
 	}
 }

@@ -140,7 +140,7 @@ func (s *Service) authenticate(r *http.Request, cookies []string, tables []strin
 	}
 	// Revocation is checked on every request, after any cache: logout
 	// must take effect on the very next request.
-	if s.Store.IsRevoked(c.SID) {
+	if s.Store.IsRevoked(store.Realm{DataSource: c.DS, Table: c.Table}, c.ID, c.SID, c.IssuedAt) {
 		return nil, unauthorized(MsgInvalidToken)
 	}
 	if c.DS != ds {

@@ -104,41 +104,68 @@ func wellFormedRefresh(raw string) bool {
 // accessExp is the exp of an access token of table t issued at now.
 func accessExp(t *Table, now time.Time) int64 { return now.Unix() + int64(t.TokenTTL/time.Second) }
 
-// mintAccess issues an access token of session sid for u.
+// mintAccess issues an access token of session sid for u. Its iat is
+// the store's (IssuedAt): later than any log-out-everywhere of u's, which
+// revokes by iat.
 func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now time.Time) (string, int64, error) {
 	exp := accessExp(t, now)
+	iat := s.Store.IssuedAt(store.Realm{DataSource: ds, Table: t.Name}, u.ID, now.Unix())
 	tok, err := s.Keys().Mint(token.Claims{
 		ID: u.ID, Table: t.Name, DS: ds, Extras: extrasOf(t, u), SID: sid,
-		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
+		IssuedAt: iat, NotBefore: now.Unix(), Expiry: exp,
 	})
 	return tok, exp, err
 }
 
-// startSession records a new session for u and issues its tokens: an
-// access token always, a refresh token when the table has refresh on.
+// startSession issues the tokens of a new session of u: an access token
+// always, a refresh token when the table has refresh on. Only a session
+// with a refresh token is stored (durably, before its token is handed
+// out): the token has to be found again. One without lives in its access
+// token alone, and revoking it needs no record (store/cutoffs.go), so a
+// login costs its password hash and no write.
 func (s *Service) startSession(ctx context.Context, t *Table, ds string, u *store.User) (tokenPair, error) {
 	ns, err := s.newSession(t, ds)
 	if err != nil {
 		return tokenPair{}, err
 	}
 	ns.sess.UserID = u.ID
-	if err := s.Store.CreateSession(ctx, ns.sess, ns.rt); err != nil {
-		return tokenPair{}, err
+	if ns.rt != nil {
+		if err := s.Store.CreateSession(ctx, ns.sess, ns.rt); err != nil {
+			return tokenPair{}, err
+		}
 	}
 	return ns.issue(s, t, u)
 }
 
-// signupSession creates u and its first session in one durable write, and
-// issues the session's tokens.
+// signupSession creates u, and its first session if that is stored (see
+// startSession), in one durable write, and issues the session's tokens.
 func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *store.User) (tokenPair, error) {
 	ns, err := s.newSession(t, ds)
 	if err != nil {
 		return tokenPair{}, err
 	}
-	if err := s.Store.CreateUserSession(ctx, ns.sess.Realm, u, ns.sess, ns.rt); err != nil {
+	if ns.rt != nil {
+		err = s.Store.CreateUserSession(ctx, ns.sess.Realm, u, ns.sess, ns.rt)
+	} else {
+		err = s.Store.CreateUser(ctx, ns.sess.Realm, u)
+	}
+	if err != nil {
 		return tokenPair{}, err
 	}
 	return ns.issue(s, t, u)
+}
+
+// RevokeUser logs user userID of table t in ds out everywhere but session
+// except (empty: everywhere), stored sessions or not, and returns how many
+// stored sessions that ended. The cutoff lasts until the last exp a token
+// issued before it can have (the pruner adds the leeway).
+func (s *Service) RevokeUser(ctx context.Context, t *Table, ds string, userID int64, except string) (int, error) {
+	now := s.now()
+	return s.Store.RevokeUserSessions(ctx, store.Realm{DataSource: ds, Table: t.Name}, userID, store.Cutoff{
+		Before: now.Unix(),
+		Except: except,
+		Until:  accessExp(t, now),
+	})
 }
 
 // pendingSession is a session drawn but not stored yet.
@@ -334,7 +361,7 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 	for _, tg := range targets {
 		var err error
 		if everywhere {
-			_, err = a.Svc.Store.RevokeUserSessions(r.Context(), tg.realm, tg.userID, "")
+			_, err = a.Svc.RevokeUser(r.Context(), t, tg.realm.DataSource, tg.userID, "")
 		} else {
 			err = a.Svc.Store.RevokeSession(r.Context(), tg.sid, tg.until)
 		}
@@ -410,7 +437,7 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return a.fatal(log, "saving password", err)
 	}
-	n, err := a.Svc.Store.RevokeUserSessions(r.Context(), realm, u.ID, c.SID)
+	n, err := a.Svc.RevokeUser(r.Context(), t, realm.DataSource, u.ID, c.SID)
 	if err != nil {
 		return a.fatal(log, "revoking sessions", err)
 	}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -298,26 +299,31 @@ func TestChangePasswordIsRateLimited(t *testing.T) {
 	}
 }
 
-// writeStore counts the writes that create users and sessions, and fails
-// those that create sessions when failWrites is set.
+// writeStore counts the writes that create users and sessions, fails
+// those that create sessions when failSessions is set and those that
+// create users alone when failUsers is.
 type writeStore struct {
 	store.Store
-	users, sessions, userSessions atomic.Int64
-	failWrites                    bool
+	users, sessions, userSessions, updates atomic.Int64
+	failSessions, failUsers                bool
 }
 
 var errDiskFull = errors.New("disk full")
 
-// CreateUser never fails: a signup that wrote the user and then failed to
-// write its session would leave the user behind, which the tests catch.
+// CreateUser fails only with failUsers: with refresh on, a signup that
+// wrote the user and then failed to write its session would leave the
+// user behind, which the tests catch.
 func (s *writeStore) CreateUser(ctx context.Context, r store.Realm, u *store.User) error {
 	s.users.Add(1)
+	if s.failUsers {
+		return errDiskFull
+	}
 	return s.Store.CreateUser(ctx, r, u)
 }
 
 func (s *writeStore) CreateSession(ctx context.Context, sess *store.Session, rt *store.RefreshToken) error {
 	s.sessions.Add(1)
-	if s.failWrites {
+	if s.failSessions {
 		return errDiskFull
 	}
 	return s.Store.CreateSession(ctx, sess, rt)
@@ -325,42 +331,98 @@ func (s *writeStore) CreateSession(ctx context.Context, sess *store.Session, rt 
 
 func (s *writeStore) CreateUserSession(ctx context.Context, r store.Realm, u *store.User, sess *store.Session, rt *store.RefreshToken) error {
 	s.userSessions.Add(1)
-	if s.failWrites {
+	if s.failSessions {
 		return errDiskFull
 	}
 	return s.Store.CreateUserSession(ctx, r, u, sess, rt)
 }
 
-// TestSignupIsOneWrite: a signup stores its user and session in one
-// transaction (one fsync), with refresh tokens on; the session belongs to
-// the new user and its tokens work.
+func (s *writeStore) UpdateUser(ctx context.Context, r store.Realm, id int64, fn func(*store.User) error) error {
+	s.updates.Add(1)
+	return s.Store.UpdateUser(ctx, r, id, fn)
+}
+
+// counts returns CreateUser, CreateSession, CreateUserSession and
+// UpdateUser calls so far.
+func (s *writeStore) counts() [4]int64 {
+	return [4]int64{s.users.Load(), s.sessions.Load(), s.userSessions.Load(), s.updates.Load()}
+}
+
+// TestSignupIsOneWrite: a signup is one transaction (one fsync). With
+// refresh on it stores the user and the session, which belongs to the new
+// user; with refresh off only the user, the session living in its token.
+// Either way the tokens work.
 func TestSignupIsOneWrite(t *testing.T) {
-	f := refreshFixture(t)
-	ws := &writeStore{Store: f.store}
-	f.svc.Store = ws
-	resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "one@example.com", "password": "secret123"}))
-	if resp.Status != 200 {
-		t.Fatalf("signup: %d %s", resp.Status, resp.Body)
+	for _, refresh := range []bool{true, false} {
+		t.Run(fmt.Sprintf("refresh=%v", refresh), func(t *testing.T) {
+			f := newFixture(t)
+			want := [4]int64{1, 0, 0, 0}
+			if refresh {
+				f = refreshFixture(t)
+				want = [4]int64{0, 0, 1, 0}
+			}
+			ws := &writeStore{Store: f.store}
+			f.svc.Store = ws
+			resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "one@example.com", "password": "secret123"}))
+			if resp.Status != 200 {
+				t.Fatalf("signup: %d %s", resp.Status, resp.Body)
+			}
+			if got := ws.counts(); got != want {
+				t.Fatalf("signup wrote CreateUser, CreateSession, CreateUserSession, UpdateUser %v times; want %v", got, want)
+			}
+			body := resp.json(t)
+			access := body["authToken"].(string)
+			c, err := f.svc.Keys().Verify(access, f.clock, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, uerr := f.store.UserByEmail(context.Background(), store.Realm{DataSource: "live", Table: "user"}, "one@example.com")
+			if uerr != nil || c.ID != u.ID {
+				t.Fatalf("user %+v (%v), token claims %+v", u, uerr, c)
+			}
+			sess, err := f.store.SessionBySID(context.Background(), c.SID)
+			if !refresh {
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("session stored with refresh off: %+v, %v", sess, err)
+				}
+			} else if err != nil || sess.UserID != u.ID || sess.AccessExp != c.Expiry {
+				t.Fatalf("session %+v (%v) of user %+v, token claims %+v", sess, err, u, c)
+			}
+			if got := f.me(t, access); got != 200 {
+				t.Fatalf("auth/me with the signup's token: %d", got)
+			}
+			if refresh {
+				if resp := f.refresh(t, body["refreshToken"].(string)); resp.Status != 200 {
+					t.Fatalf("refresh with the signup's refresh token: %d %s", resp.Status, resp.Body)
+				}
+			}
+		})
 	}
-	if u, s, us := ws.users.Load(), ws.sessions.Load(), ws.userSessions.Load(); u != 0 || s != 0 || us != 1 {
-		t.Fatalf("signup wrote CreateUser %d, CreateSession %d, CreateUserSession %d times; want 0, 0, 1", u, s, us)
-	}
-	body := resp.json(t)
-	access := body["authToken"].(string)
-	c, err := f.svc.Keys().Verify(access, f.clock, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := f.store.SessionBySID(context.Background(), c.SID)
-	u, uerr := f.store.UserByEmail(context.Background(), store.Realm{DataSource: "live", Table: "user"}, "one@example.com")
-	if err != nil || uerr != nil || sess.UserID != u.ID || c.ID != u.ID || sess.AccessExp != c.Expiry {
-		t.Fatalf("session %+v (%v) of user %+v (%v), token claims %+v", sess, err, u, uerr, c)
-	}
-	if got := f.me(t, access); got != 200 {
-		t.Fatalf("auth/me with the signup's token: %d", got)
-	}
-	if resp := f.refresh(t, body["refreshToken"].(string)); resp.Status != 200 {
-		t.Fatalf("refresh with the signup's refresh token: %d %s", resp.Status, resp.Body)
+}
+
+// TestLoginWritesNothingWithoutRefresh: a login costs its password hash
+// and, with refresh off, no write at all; with refresh on it stores its
+// session (the refresh token has to be found again).
+func TestLoginWritesNothingWithoutRefresh(t *testing.T) {
+	for _, refresh := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refresh=%v", refresh), func(t *testing.T) {
+			f := newFixture(t)
+			want := [4]int64{}
+			if refresh {
+				f = refreshFixture(t)
+				want = [4]int64{0, 1, 0, 0}
+			}
+			f.signup(t, "quiet@example.com", "secret123")
+			ws := &writeStore{Store: f.store}
+			f.svc.Store = ws
+			access, _ := f.login(t, "quiet@example.com", "secret123")
+			if got := ws.counts(); got != want {
+				t.Fatalf("login wrote CreateUser, CreateSession, CreateUserSession, UpdateUser %v times; want %v", got, want)
+			}
+			if f.me(t, access) != 200 || f.guarded(t, access) != http.StatusTeapot {
+				t.Fatal("the login's token is refused")
+			}
+		})
 	}
 }
 
@@ -368,22 +430,93 @@ func TestSignupIsOneWrite(t *testing.T) {
 // client gets Xano's 500 envelope (no internals) and the email stays free,
 // so retrying the signup later works.
 func TestSignupWriteFailureLeavesNoUser(t *testing.T) {
+	for _, refresh := range []bool{true, false} {
+		t.Run(fmt.Sprintf("refresh=%v", refresh), func(t *testing.T) {
+			f := newFixture(t)
+			ws := &writeStore{Store: f.store, failUsers: true}
+			if refresh {
+				f = refreshFixture(t)
+				ws = &writeStore{Store: f.store, failSessions: true}
+			}
+			f.svc.Store = ws
+			req := func() response {
+				resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "retry@example.com", "password": "secret123"}))
+				return resp
+			}
+			resp := req()
+			if resp.Status != 500 || strings.Contains(string(resp.Body), "disk") {
+				t.Fatalf("failed write: %d %s", resp.Status, resp.Body)
+			}
+			if _, err := f.store.UserByEmail(context.Background(), store.Realm{DataSource: "live", Table: "user"}, "retry@example.com"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a failed signup left its user behind: %v", err)
+			}
+			ws.failSessions, ws.failUsers = false, false
+			if resp := req(); resp.Status != 200 {
+				t.Fatalf("retried signup: %d %s", resp.Status, resp.Body)
+			}
+		})
+	}
+}
+
+// TestRevokeWithoutRefresh: sessions with refresh off are not stored, and
+// still end: one by logout, all by logout everywhere and by a password
+// change (which spares the session that made it). A login in the same
+// second as the cutoff (the fixture's clock stands still) is not born
+// revoked.
+func TestRevokeWithoutRefresh(t *testing.T) {
 	f := newFixture(t)
-	ws := &writeStore{Store: f.store, failWrites: true}
-	f.svc.Store = ws
-	req := func() response {
-		resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "retry@example.com", "password": "secret123"}))
+	f.signup(t, "nr@example.com", "secret123")
+	f.signup(t, "bystander@example.com", "secret123")
+	bystander, _ := f.login(t, "bystander@example.com", "secret123")
+	a1, _ := f.login(t, "nr@example.com", "secret123")
+	a2, _ := f.login(t, "nr@example.com", "secret123")
+	post := func(path string, body map[string]any, tok string) response {
+		t.Helper()
+		r := jsonReq("POST", path, body)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		resp, _ := serve(t, f.auth("user"), r)
+		if resp.Status != 200 {
+			t.Fatalf("%s: %d %s", path, resp.Status, resp.Body)
+		}
 		return resp
 	}
-	resp := req()
-	if resp.Status != 500 || strings.Contains(string(resp.Body), "disk") {
-		t.Fatalf("failed write: %d %s", resp.Status, resp.Body)
+	status := func(tok string) int { // the guard passes with next's 418
+		me, g := f.me(t, tok), f.guarded(t, tok)
+		if g == http.StatusTeapot {
+			g = 200
+		}
+		if me != g {
+			t.Fatalf("auth/me says %d, the guard %d", me, g)
+		}
+		return me
 	}
-	if _, err := f.store.UserByEmail(context.Background(), store.Realm{DataSource: "live", Table: "user"}, "retry@example.com"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("a failed signup left its user behind: %v", err)
+
+	post("/api:x/auth/logout", map[string]any{}, a1)
+	if status(a1) != 401 || status(a2) != 200 {
+		t.Fatal("logout of one unstored session")
 	}
-	ws.failWrites = false
-	if resp := req(); resp.Status != 200 {
-		t.Fatalf("retried signup: %d %s", resp.Status, resp.Body)
+
+	a3, _ := f.login(t, "nr@example.com", "secret123")
+	post("/api:x/auth/logout", map[string]any{"all": true}, a3)
+	if status(a2) != 401 || status(a3) != 401 || status(bystander) != 200 {
+		t.Fatal("logout everywhere")
+	}
+	a4, _ := f.login(t, "nr@example.com", "secret123")
+	if status(a4) != 200 {
+		t.Fatal("a login in the second of a logout everywhere was born revoked")
+	}
+
+	a5, _ := f.login(t, "nr@example.com", "secret123")
+	post("/api:x/auth/password", map[string]any{"old_password": "secret123", "new_password": "newsecret1"}, a4)
+	if status(a4) != 200 || status(a5) != 401 {
+		t.Fatal("password change: the changing session must survive, the other not")
+	}
+	a6, _ := f.login(t, "nr@example.com", "newsecret1")
+	if status(a6) != 200 || status(bystander) != 200 {
+		t.Fatal("a login after the password change, or another user, was revoked")
+	}
+	f.clock = f.clock.Add(time.Hour)
+	if status(a4) != 401 || status(a6) != 401 {
+		t.Fatal("tokens outlived their exp")
 	}
 }

@@ -101,3 +101,85 @@ func TestSessionsSurviveRestart(t *testing.T) {
 		t.Fatalf("admin revocation ignored: %d", r.status)
 	}
 }
+
+func unstoredSessionsConfig(dbPath string) string {
+	return fmt.Sprintf(`{
+	%s
+	xano {
+		storage bbolt %s
+	}
+}
+http://localhost:9080 {
+	xano_auth /api:*
+	xano_guard /members/*
+	respond "member {http.auth.user.id}"
+}`, globals, dbPath)
+}
+
+// TestUnstoredSessionsRevokedAcrossRestart: with refresh off (the default)
+// a login stores nothing, yet logout, logout everywhere and the admin API's
+// revocation all hold across a restart, and a login right after a
+// revocation works.
+func TestUnstoredSessionsRevokedAcrossRestart(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "unstored.db")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(unstoredSessionsConfig(dbPath), "caddyfile")
+	login := func(email string) string {
+		t.Helper()
+		r := do(t, "POST", "/api:x/auth/login", map[string]string{"email": email, "password": "secret123"})
+		if r.status != 200 {
+			t.Fatalf("login: %d %s", r.status, r.body)
+		}
+		return r.field(t, "authToken")
+	}
+	member := func(tok string) int {
+		t.Helper()
+		return do(t, "GET", "/members/", nil, "Authorization", "Bearer "+tok).status
+	}
+	for _, email := range []string{"u1@example.com", "u2@example.com"} {
+		if r := do(t, "POST", "/api:x/auth/signup", map[string]string{"email": email, "password": "secret123"}); r.status != 200 {
+			t.Fatalf("signup: %d %s", r.status, r.body)
+		}
+	}
+	one, everywhere, other := login("u1@example.com"), login("u1@example.com"), login("u2@example.com")
+	if r := do(t, "POST", "/api:x/auth/logout", map[string]string{}, "Authorization", "Bearer "+one); r.status != 200 {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	if member(one) != 401 || member(everywhere) != 200 {
+		t.Fatal("logout of one session")
+	}
+	if r := do(t, "POST", "/api:x/auth/logout", map[string]string{"all": "true"}, "Authorization", "Bearer "+everywhere); r.status != 200 {
+		t.Fatalf("logout everywhere: %d %s", r.status, r.body)
+	}
+	after := login("u1@example.com")
+	if member(everywhere) != 401 || member(after) != 200 || member(other) != 200 {
+		t.Fatal("logout everywhere")
+	}
+
+	resp, err := client.Post("http://localhost:2999/xano/sessions/revoke", "application/json", strings.NewReader(`{"user_id":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || member(other) != 401 {
+		t.Fatalf("admin revoke: %d", resp.StatusCode)
+	}
+
+	if err := loadCaddyfile(fmt.Sprintf("{\n%s\n}\nhttp://localhost:9080 {\n\trespond \"down\"\n}\n", globals)); err != nil {
+		t.Fatal(err)
+	}
+	if err := loadCaddyfile(unstoredSessionsConfig(dbPath)); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		tok  string
+		want int
+	}{"logged out": {one, 401}, "logged out everywhere": {everywhere, 401}, "revoked by the admin": {other, 401}, "logged in after": {after, 200}} {
+		if got := member(c.tok); got != c.want {
+			t.Errorf("after restart, the token %s: %d, want %d", name, got, c.want)
+		}
+	}
+	if member(login("u2@example.com")) != 200 {
+		t.Fatal("login after an admin revocation and a restart")
+	}
+}

@@ -66,20 +66,27 @@ func BenchmarkCreateSessionParallel(b *testing.B) {
 }
 
 // BenchmarkIsRevokedParallel is the revocation check every authenticated
-// request makes after the token cache, with some revocations on record.
+// request makes after the token cache, with some revocations on record:
+// revoked sessions and, for other users, logs-out-everywhere.
 func BenchmarkIsRevokedParallel(b *testing.B) {
 	db, _ := openTemp(b)
 	ctx := context.Background()
-	until := time.Now().Add(time.Hour).Unix()
+	now := time.Now().Unix()
+	until := now + 3600
+	realm := Realm{DataSource: "live", Table: "user"}
 	for i := range 100 {
 		if err := db.RevokeSession(ctx, fmt.Sprintf("revoked%d", i), until); err != nil {
 			b.Fatal(err)
 		}
+		if _, err := db.RevokeUserSessions(ctx, realm, int64(i+2), Cutoff{Before: now, Until: until}); err != nil {
+			b.Fatal(err)
+		}
 	}
+	iat := now - 10
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if db.IsRevoked("0123456789abcdef0123456789abcdef") {
+			if db.IsRevoked(realm, 1, "0123456789abcdef0123456789abcdef", iat) {
 				b.Error("live session reported revoked")
 				return
 			}

@@ -56,17 +56,20 @@ const defaultLockTimeout = 2 * time.Second
 // Bolt is the embedded Store: a single bbolt file that only one process
 // can open at a time. Every commit is fsynced (NoSync stays false) because
 // losing a freshly created account or a signing key after a crash is worse
-// than the latency of a sync; concurrent signups and logins share one
-// commit (groupCommit) to keep that cost down.
+// than the latency of a sync; concurrent signups (and logins with refresh
+// on, whose sessions are stored) share one commit (groupCommit) to keep
+// that cost down.
 type Bolt struct {
 	db   *bolt.DB
 	path string
-	// writes group-commits the writes of signups and logins.
+	// writes group-commits the writes of signups and stored sessions.
 	writes *groupCommit
 	// revoked mirrors the revoked bucket in memory (sid → unix time after
 	// which the entry is useless), so that the guard's per-request check
 	// is a map lookup, never a transaction.
 	revoked revokedSet
+	// cutoffs mirrors the user_cutoffs bucket, for the same reason.
+	cutoffs cutoffSet
 }
 
 // Interface guard: Bolt must keep satisfying Store.
@@ -108,7 +111,7 @@ func OpenBolt(path string, lockTimeout time.Duration) (*Bolt, error) {
 	// Creating the global buckets up front lets the methods assume they
 	// exist.
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketSessions, bucketRefresh, bucketUserSessions, bucketRevoked} {
+		for _, name := range [][]byte{bucketMeta, bucketSessions, bucketRefresh, bucketUserSessions, bucketRevoked, bucketUserCutoffs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -121,6 +124,10 @@ func OpenBolt(path string, lockTimeout time.Duration) (*Bolt, error) {
 	}
 	b := &Bolt{db: db, path: path, writes: &groupCommit{db: db}}
 	if err := b.loadRevoked(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("loading revocations from %s: %w", path, err)
+	}
+	if err := b.loadCutoffs(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("loading revocations from %s: %w", path, err)
 	}

@@ -11,8 +11,9 @@ import (
 // same default), so that one transaction never grows without limit.
 const maxGroup = 1000
 
-// groupCommit runs the writes of signups and logins so that those arriving
-// while a commit is being written and fsynced share the next commit.
+// groupCommit runs the writes of signups and stored sessions so that those
+// arriving while a commit is being written and fsynced share the next
+// commit.
 //
 // bbolt's db.Batch instead waits MaxBatchDelay for company before every
 // commit: with the 2 ms we used, a lone login or signup waited 4 ms for a

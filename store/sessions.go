@@ -19,6 +19,11 @@ import (
 //	user_sessions   realm key + 0x00 + 8-byte user id + sid → empty (index for "log out everywhere")
 //	refresh         SHA-256 of a refresh token → JSON RefreshToken (raw tokens are never stored)
 //	revoked         sid → 8-byte unix time until which the revocation matters
+//
+// Only sessions with refresh on are stored (CreateSession): a refresh
+// token has to be found again. A session with refresh off lives in its
+// access token alone, and revoking it needs no record of it: RevokeSession
+// takes the sid from the token, RevokeUserSessions a cutoff (cutoffs.go).
 var (
 	bucketSessions     = []byte("sessions")
 	bucketUserSessions = []byte("user_sessions")
@@ -26,8 +31,8 @@ var (
 	bucketRevoked      = []byte("revoked")
 )
 
-// Session is one login: the sid sealed in its access tokens, and the family
-// of refresh tokens that continue it.
+// Session is one login with refresh on: the sid sealed in its access
+// tokens, and the family of refresh tokens that continue it.
 type Session struct {
 	SID    string `json:"sid"`
 	Realm  Realm  `json:"realm"`
@@ -89,12 +94,21 @@ type Sessions interface {
 	// The revocation is kept at least until `until` (unix seconds, the
 	// exp of the token that asked), also for a sid with no stored session.
 	RevokeSession(ctx context.Context, sid string, until int64) error
-	// RevokeUserSessions revokes every session of the user except
-	// exceptSID (which may be empty) and returns how many it revoked.
-	RevokeUserSessions(ctx context.Context, realm Realm, userID int64, exceptSID string) (int, error)
-	// IsRevoked reports whether sid was revoked. It is answered from
+	// RevokeUserSessions logs the user out everywhere: it revokes every
+	// stored session of theirs except c.Except and records c, so that
+	// every access token of theirs issued at or before c.Before is
+	// revoked as well, stored session or not (a session with refresh off
+	// is not stored). It returns how many stored sessions it revoked.
+	RevokeUserSessions(ctx context.Context, realm Realm, userID int64, c Cutoff) (int, error)
+	// IsRevoked reports whether an access token of session sid, issued at
+	// iat (unix seconds) to user userID of realm, is revoked: its session
+	// was, or a cutoff of the user's covers it. It is answered from
 	// memory: it is on the guard's per-request path.
-	IsRevoked(sid string) bool
+	IsRevoked(realm Realm, userID int64, sid string, iat int64) bool
+	// IssuedAt is the iat to give a token of user userID of realm minted
+	// at unix second now: now, or the second after the user's cutoff if
+	// that is later, so that no new token is born revoked.
+	IssuedAt(realm Realm, userID int64, now int64) int64
 	// Prune deletes what has expired by now: spent or expired refresh
 	// tokens, sessions whose tokens have all expired, and revocations
 	// that no live token could need.
@@ -178,7 +192,7 @@ func getSession(tx *bolt.Tx, sid string) (*Session, error) {
 }
 
 // CreateSession implements Sessions. Like CreateUser it is group-committed:
-// every login writes a session, and concurrent logins share one fsync.
+// concurrent logins with refresh on share one fsync.
 func (b *Bolt) CreateSession(ctx context.Context, s *Session, rt *RefreshToken) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -354,18 +368,21 @@ func (b *Bolt) RevokeSession(ctx context.Context, sid string, until int64) error
 }
 
 // RevokeUserSessions implements Sessions.
-func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64, exceptSID string) (int, error) {
+func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64, c Cutoff) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	var revoked []*Session
+	var (
+		revoked []*Session
+		stored  Cutoff
+	)
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		revoked = revoked[:0]
 		prefix := userSessionPrefix(realm, userID)
-		c := tx.Bucket(bucketUserSessions).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		cur := tx.Bucket(bucketUserSessions).Cursor()
+		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 			sid := string(k[len(prefix):])
-			if sid == exceptSID {
+			if sid == c.Except {
 				continue
 			}
 			s, err := getSession(tx, sid)
@@ -380,7 +397,9 @@ func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64
 			}
 			revoked = append(revoked, s)
 		}
-		return nil
+		var err error
+		stored, err = putCutoffInTx(tx, realm, userID, c)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("revoking sessions: %w", err)
@@ -388,11 +407,26 @@ func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64
 	for _, s := range revoked {
 		b.revoked.add(s.SID, s.AccessExp)
 	}
+	b.cutoffs.set(realm, userID, stored)
 	return len(revoked), nil
 }
 
 // IsRevoked implements Sessions.
-func (b *Bolt) IsRevoked(sid string) bool { return b.revoked.has(sid) }
+func (b *Bolt) IsRevoked(realm Realm, userID int64, sid string, iat int64) bool {
+	if b.revoked.has(sid) {
+		return true
+	}
+	c, ok := b.cutoffs.get(realm, userID)
+	return ok && c.revokes(sid, iat)
+}
+
+// IssuedAt implements Sessions.
+func (b *Bolt) IssuedAt(realm Realm, userID int64, now int64) int64 {
+	if c, ok := b.cutoffs.get(realm, userID); ok && now <= c.Before {
+		return c.Before + 1
+	}
+	return now
+}
 
 // Prune implements Sessions.
 func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
@@ -468,12 +502,32 @@ func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 			}
 		}
 		n += len(droppedRevocations)
+
+		cutoffs := tx.Bucket(bucketUserCutoffs)
+		var deadCutoffs [][]byte
+		err = cutoffs.ForEach(func(k, v []byte) error {
+			var sc storedCutoff
+			if json.Unmarshal(v, &sc) != nil || sc.Until <= unix {
+				deadCutoffs = append(deadCutoffs, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range deadCutoffs {
+			if err := cutoffs.Delete(k); err != nil {
+				return err
+			}
+		}
+		n += len(deadCutoffs)
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pruning sessions: %w", err)
 	}
 	b.revoked.drop(droppedRevocations)
+	b.cutoffs.dropExpired(unix)
 	return n, nil
 }
 

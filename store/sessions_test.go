@@ -41,6 +41,9 @@ func hashOf(s string) []byte {
 
 var realmU = Realm{DataSource: "live", Table: "user"}
 
+// sidRevoked asks IsRevoked about sid alone: no cutoff exists for user 0.
+func sidRevoked(b *Bolt, sid string) bool { return b.IsRevoked(Realm{}, 0, sid, 0) }
+
 func TestRotateRefresh(t *testing.T) {
 	b, _ := openSessions(t)
 	ctx := context.Background()
@@ -57,7 +60,7 @@ func TestRotateRefresh(t *testing.T) {
 	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r3"), Expires: now.Unix() + 7200}, now.Unix()+120, now.Add(4*time.Second), 5*time.Second); !errors.Is(err, ErrRefreshInGrace) {
 		t.Fatalf("in grace: %v", err)
 	}
-	if b.IsRevoked("s1") {
+	if sidRevoked(b, "s1") {
 		t.Fatal("revoked within grace")
 	}
 	if _, err := b.RefreshTokenByHash(ctx, hashOf("r3")); !errors.Is(err, ErrNotFound) {
@@ -67,7 +70,7 @@ func TestRotateRefresh(t *testing.T) {
 	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r4"), Expires: now.Unix() + 7200}, now.Unix()+120, now.Add(6*time.Second), 5*time.Second); !errors.Is(err, ErrRefreshReused) {
 		t.Fatalf("reuse: %v", err)
 	}
-	if !b.IsRevoked("s1") {
+	if !sidRevoked(b, "s1") {
 		t.Fatal("reuse did not revoke the session")
 	}
 	if _, err := b.RotateRefresh(ctx, hashOf("r2"), &RefreshToken{Hash: hashOf("r5"), Expires: now.Unix() + 7200}, now.Unix()+120, now.Add(7*time.Second), 5*time.Second); !errors.Is(err, ErrRevoked) {
@@ -100,29 +103,29 @@ func TestRevocationsSurviveRestartAndPrune(t *testing.T) {
 		}
 	}
 	_ = b.CreateSession(ctx, &Session{SID: "other", Realm: realmU, UserID: 8, AccessExp: now.Unix() + 100}, nil)
-	n, err := b.RevokeUserSessions(ctx, realmU, 7, "s2")
+	n, err := b.RevokeUserSessions(ctx, realmU, 7, Cutoff{Before: now.Unix(), Except: "s2", Until: now.Unix() + 300})
 	if err != nil || n != 2 {
 		t.Fatalf("revoke all: %d %v", n, err)
 	}
-	if !b.IsRevoked("s1") || b.IsRevoked("s2") || !b.IsRevoked("s3") || b.IsRevoked("other") {
+	if !sidRevoked(b, "s1") || sidRevoked(b, "s2") || !sidRevoked(b, "s3") || sidRevoked(b, "other") {
 		t.Fatal("wrong sessions revoked")
 	}
-	if err := b.RevokeSession(ctx, "other", 0); err != nil || !b.IsRevoked("other") {
+	if err := b.RevokeSession(ctx, "other", 0); err != nil || !sidRevoked(b, "other") {
 		t.Fatalf("revoke one: %v", err)
 	}
 	// a sid without a stored session is still revoked, until the given time
-	if err := b.RevokeSession(ctx, "ghost", now.Unix()+500); err != nil || !b.IsRevoked("ghost") {
+	if err := b.RevokeSession(ctx, "ghost", now.Unix()+500); err != nil || !sidRevoked(b, "ghost") {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 	b2 := reopen(t, b, path)
-	if !b2.IsRevoked("s1") || !b2.IsRevoked("s3") || !b2.IsRevoked("other") || !b2.IsRevoked("ghost") || b2.IsRevoked("s2") {
+	if !sidRevoked(b2, "s1") || !sidRevoked(b2, "s3") || !sidRevoked(b2, "other") || !sidRevoked(b2, "ghost") || sidRevoked(b2, "s2") {
 		t.Fatal("revocations lost on restart")
 	}
 	// s1 and "other" expire at +100: pruned at +150; s3 (+300) stays
 	if _, err := b2.Prune(ctx, now.Add(150*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if b2.IsRevoked("s1") || b2.IsRevoked("other") || !b2.IsRevoked("s3") || !b2.IsRevoked("ghost") {
+	if sidRevoked(b2, "s1") || sidRevoked(b2, "other") || !sidRevoked(b2, "s3") || !sidRevoked(b2, "ghost") {
 		t.Fatal("prune dropped the wrong revocations")
 	}
 	if _, err := b2.SessionBySID(ctx, "s1"); !errors.Is(err, ErrNotFound) {
@@ -160,8 +163,8 @@ func TestConcurrentRotateOnlyOneWins(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	if wins != 1 || grace != 19 || b.IsRevoked("c") {
-		t.Fatalf("wins %d grace %d revoked %v", wins, grace, b.IsRevoked("c"))
+	if wins != 1 || grace != 19 || sidRevoked(b, "c") {
+		t.Fatalf("wins %d grace %d revoked %v", wins, grace, sidRevoked(b, "c"))
 	}
 }
 
@@ -222,7 +225,7 @@ func TestCreateUserSession(t *testing.T) {
 	if _, err := b2.SessionBySID(ctx, "sid-dup"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("session of the refused signup: %v", err)
 	}
-	if n, err := b2.RevokeUserSessions(ctx, realmU, 2, ""); err != nil || n != 1 || !b2.IsRevoked("sid-new") {
+	if n, err := b2.RevokeUserSessions(ctx, realmU, 2, Cutoff{Before: time.Now().Unix(), Until: time.Now().Unix() + 60}); err != nil || n != 1 || !sidRevoked(b2, "sid-new") {
 		t.Fatalf("revoking the new user's sessions: %d, %v", n, err)
 	}
 }
@@ -265,5 +268,102 @@ func TestCreateUserSessionConcurrent(t *testing.T) {
 	}
 	if won != 4 {
 		t.Fatalf("%d signups won, want 4 (one per email)", won)
+	}
+}
+
+// TestCutoffRevokesUnstoredSessions: logging a user out everywhere revokes
+// the access tokens of sessions that were never stored, by their iat, and
+// spares the session it was asked to; the cutoff survives a restart and
+// is pruned once no token it covers can be valid.
+func TestCutoffRevokesUnstoredSessions(t *testing.T) {
+	b, path := openSessions(t)
+	ctx := context.Background()
+	const T = 1_700_000_000
+	realmA := Realm{DataSource: "test", Table: "user"}
+	if n, err := b.RevokeUserSessions(ctx, realmU, 7, Cutoff{Before: T, Except: "keep", Until: T + 100}); err != nil || n != 0 {
+		t.Fatalf("revoke all: %d %v", n, err)
+	}
+	type tc struct {
+		realm Realm
+		user  int64
+		sid   string
+		iat   int64
+		want  bool
+	}
+	check := func(b *Bolt, when string, cases []tc) {
+		t.Helper()
+		for _, c := range cases {
+			if got := b.IsRevoked(c.realm, c.user, c.sid, c.iat); got != c.want {
+				t.Errorf("%s: IsRevoked(%v, %d, %q, T%+d) = %v", when, c.realm, c.user, c.sid, c.iat-T, got)
+			}
+		}
+	}
+	first := []tc{
+		{realmU, 7, "x", T - 50, true},
+		{realmU, 7, "x", T, true}, // the cutoff's own second
+		{realmU, 7, "x", T + 1, false},
+		{realmU, 7, "keep", T, false},
+		{realmU, 8, "x", T, false},
+		{realmA, 7, "x", T, false},
+	}
+	check(b, "first cutoff", first)
+
+	// New tokens are never born revoked.
+	for _, c := range []struct{ user, now, want int64 }{{7, T, T + 1}, {7, T - 3, T + 1}, {7, T + 5, T + 5}, {8, T, T}} {
+		if got := b.IssuedAt(realmU, c.user, c.now); got != c.want {
+			t.Errorf("IssuedAt(user %d, T%+d) = T%+d, want T%+d", c.user, c.now-T, got-T, c.want-T)
+		}
+	}
+
+	// A newer cutoff supersedes the older one, and reaches past the
+	// tokens minted since: a second cutoff in the same second revokes the
+	// token the first one's IssuedAt gave iat T+1, and so does one whose
+	// clock stepped back. Until never shrinks.
+	if _, err := b.RevokeUserSessions(ctx, realmU, 7, Cutoff{Before: T + 10, Until: T + 50}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Cutoff{{Before: T, Except: "a", Until: T + 50}, {Before: T, Except: "b", Until: T + 50}} {
+		if _, err := b.RevokeUserSessions(ctx, realmU, 9, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.IssuedAt(realmU, 9, T); got != T+2 {
+		t.Errorf("IssuedAt after two cutoffs in one second = T%+d, want T+2", got-T)
+	}
+	if _, err := b.RevokeUserSessions(ctx, realmU, 10, Cutoff{Before: T + 10, Until: T + 50}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RevokeUserSessions(ctx, realmU, 10, Cutoff{Before: T + 5, Except: "c", Until: T + 50}); err != nil {
+		t.Fatal(err)
+	}
+	later := []tc{
+		{realmU, 7, "keep", T, true},
+		{realmU, 7, "x", T + 10, true},
+		{realmU, 7, "x", T + 11, false},
+		{realmU, 9, "a", T, true},
+		{realmU, 9, "x", T + 1, true},
+		{realmU, 9, "b", T + 1, false},
+		{realmU, 9, "x", T + 2, false},
+		{realmU, 10, "x", T + 11, true},
+		{realmU, 10, "c", T + 11, false},
+		{realmU, 10, "x", T + 12, false},
+	}
+	check(b, "later cutoffs", later)
+
+	b2 := reopen(t, b, path)
+	check(b2, "after restart", later)
+
+	// User 9's cutoff ends at T+50, user 7's at T+100 (the first Until).
+	if _, err := b2.Prune(ctx, time.Unix(T+50, 0)); err != nil {
+		t.Fatal(err)
+	}
+	check(b2, "pruned at T+50", []tc{{realmU, 7, "x", T, true}, {realmU, 9, "a", T, false}})
+	if _, err := b2.Prune(ctx, time.Unix(T+100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	b3 := reopen(t, b2, path)
+	check(b3, "pruned at T+100, restarted", []tc{{realmU, 7, "x", T, false}})
+	if got := b3.IssuedAt(realmU, 7, T); got != T {
+		t.Errorf("IssuedAt after the cutoff was pruned = T%+d", got-T)
 	}
 }
