@@ -10,6 +10,8 @@
 #   PORT=9421 bash bench/ab.sh A B          # servers on PORT and PORT+1 (default 9321)
 #   STORM=1 bash bench/ab.sh A B            # also guarded requests (16 clients) during
 #                                           # a login storm (4 × CPUs clients), as in run.sh
+#   ENV_B=GOMAXPROCS=3 bash bench/ab.sh HEAD HEAD   # same code, B's Caddy with more
+#                                           # environment (ENV_A likewise; space-separated)
 #
 # Revisions are checked out with `git worktree` into a temporary directory;
 # the working tree is not touched (uncommitted changes are not measured).
@@ -67,7 +69,10 @@ http://127.0.0.1:${port[$v]} {
 	}
 }
 CADDY
-	XDG_DATA_HOME="$work/data-$v" XDG_CONFIG_HOME="$work/config-$v" \
+	extra=ENV_A
+	if [[ $v == b ]]; then extra=ENV_B; fi
+	# shellcheck disable=SC2086 # ENV_A/ENV_B are lists of VAR=value words
+	env XDG_DATA_HOME="$work/data-$v" XDG_CONFIG_HOME="$work/config-$v" ${!extra:-} \
 		"$work/caddy-$v" run --config "$work/Caddyfile-$v" --adapter caddyfile >"$work/caddy-$v.log" 2>&1 &
 	pid[$v]=$!
 done
@@ -84,7 +89,7 @@ storm_d=$(storm_duration "$ROUND")
 
 declare -a R_LOGIN R_SIGNUP R_SG R_SP99 R_SL
 declare -A LOGIN SIGNUP SG SP99 SL
-echo "login and signup, $CLIENTS clients, $ROUNDS rounds of $ROUND, A=${rev[a]} B=${rev[b]}" >&2
+echo "login and signup, $CLIENTS clients, $ROUNDS rounds of $ROUND, A=${rev[a]} ${ENV_A:-} B=${rev[b]} ${ENV_B:-}" >&2
 for r in $(seq "$ROUNDS"); do
 	order="a b"
 	if ((r % 2 == 0)); then order="b a"; fi

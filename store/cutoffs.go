@@ -56,52 +56,107 @@ type storedCutoff struct {
 	Cutoff
 }
 
-type userRef struct {
-	realm Realm
-	id    int64
-}
-
 func cutoffKey(realm Realm, userID int64) []byte { return userSessionPrefix(realm, userID) }
 
+// realmCutoff is one entry of a cutoffSet's per-id list: ids repeat only
+// across realms, so the list almost always holds one.
+type realmCutoff struct {
+	realm Realm
+	c     Cutoff
+}
+
 // cutoffSet is the in-memory mirror of the user_cutoffs bucket, read on
-// every guarded request. n lets that read skip the lock while no cutoff
-// exists, which is the usual state.
+// every guarded request. Reads take no lock: each shard is an immutable
+// map behind an atomic pointer, and a write (a rare event: a password
+// change, a logout everywhere) copies its shard. A read-locked map would
+// make every request write the lock's shared counter, which is what two
+// CPUs checking the same user contend on (BenchmarkIsRevokedParallel).
+// The maps are keyed by user id alone because hashing an int64 is several
+// times cheaper than hashing a key that holds the realm's two strings.
+// n lets a read skip the lookup while no cutoff exists, the usual state.
 type cutoffSet struct {
-	n  atomic.Int64
-	mu sync.RWMutex
-	m  map[userRef]Cutoff
+	n      atomic.Int64
+	mu     sync.Mutex // serialises writers
+	shards [cutoffShards]atomic.Pointer[map[int64][]realmCutoff]
+}
+
+// cutoffShards bounds the copy a write makes to 1/64 of the cutoffs.
+const cutoffShards = 64
+
+func (s *cutoffSet) shard(userID int64) *atomic.Pointer[map[int64][]realmCutoff] {
+	return &s.shards[uint64(userID)%cutoffShards]
 }
 
 func (s *cutoffSet) get(realm Realm, userID int64) (Cutoff, bool) {
 	if s.n.Load() == 0 {
 		return Cutoff{}, false
 	}
-	s.mu.RLock()
-	c, ok := s.m[userRef{realm, userID}]
-	s.mu.RUnlock()
-	return c, ok
+	m := s.shard(userID).Load()
+	if m == nil {
+		return Cutoff{}, false
+	}
+	for _, e := range (*m)[userID] {
+		if e.realm == realm {
+			return e.c, true
+		}
+	}
+	return Cutoff{}, false
 }
 
+// set stores c as the cutoff of user userID of realm. The entry lists are
+// copied too, never changed in place: readers may hold the old ones.
 func (s *cutoffSet) set(realm Realm, userID int64, c Cutoff) {
 	s.mu.Lock()
-	if s.m == nil {
-		s.m = map[userRef]Cutoff{}
+	defer s.mu.Unlock()
+	sh := s.shard(userID)
+	next := map[int64][]realmCutoff{}
+	if old := sh.Load(); old != nil {
+		next = make(map[int64][]realmCutoff, len(*old)+1)
+		for k, v := range *old {
+			next[k] = v
+		}
 	}
-	s.m[userRef{realm, userID}] = c
-	s.n.Store(int64(len(s.m)))
-	s.mu.Unlock()
+	list := make([]realmCutoff, 0, len(next[userID])+1)
+	for _, e := range next[userID] {
+		if e.realm != realm {
+			list = append(list, e)
+		}
+	}
+	if len(list) == len(next[userID]) {
+		s.n.Add(1)
+	}
+	next[userID] = append(list, realmCutoff{realm, c})
+	sh.Store(&next)
 }
 
 // dropExpired forgets the cutoffs that ended by unix.
 func (s *cutoffSet) dropExpired(unix int64) {
 	s.mu.Lock()
-	for k, c := range s.m {
-		if c.Until <= unix {
-			delete(s.m, k)
+	defer s.mu.Unlock()
+	for i := range s.shards {
+		old := s.shards[i].Load()
+		if old == nil {
+			continue
+		}
+		next := make(map[int64][]realmCutoff, len(*old))
+		dropped := 0
+		for id, list := range *old {
+			var kept []realmCutoff
+			for _, e := range list {
+				if e.c.Until > unix {
+					kept = append(kept, e)
+				}
+			}
+			dropped += len(list) - len(kept)
+			if len(kept) > 0 {
+				next[id] = kept
+			}
+		}
+		if dropped > 0 {
+			s.n.Add(-int64(dropped))
+			s.shards[i].Store(&next)
 		}
 	}
-	s.n.Store(int64(len(s.m)))
-	s.mu.Unlock()
 }
 
 // putCutoffInTx merges c into the user's stored cutoff and returns what

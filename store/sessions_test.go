@@ -308,6 +308,17 @@ func TestCutoffRevokesUnstoredSessions(t *testing.T) {
 	}
 	check(b, "first cutoff", first)
 
+	// The same id in another realm is another user, with its own cutoff.
+	if _, err := b.RevokeUserSessions(ctx, realmA, 7, Cutoff{Before: T - 20, Until: T + 30}); err != nil {
+		t.Fatal(err)
+	}
+	check(b, "another realm", []tc{
+		{realmA, 7, "keep", T - 20, true},
+		{realmA, 7, "x", T - 19, false},
+		{realmU, 7, "x", T, true},
+		{realmU, 7, "keep", T, false},
+	})
+
 	// New tokens are never born revoked.
 	for _, c := range []struct{ user, now, want int64 }{{7, T, T + 1}, {7, T - 3, T + 1}, {7, T + 5, T + 5}, {8, T, T}} {
 		if got := b.IssuedAt(realmU, c.user, c.now); got != c.want {
@@ -357,7 +368,7 @@ func TestCutoffRevokesUnstoredSessions(t *testing.T) {
 	if _, err := b2.Prune(ctx, time.Unix(T+50, 0)); err != nil {
 		t.Fatal(err)
 	}
-	check(b2, "pruned at T+50", []tc{{realmU, 7, "x", T, true}, {realmU, 9, "a", T, false}})
+	check(b2, "pruned at T+50", []tc{{realmU, 7, "x", T, true}, {realmU, 9, "a", T, false}, {realmA, 7, "x", T - 20, false}})
 	if _, err := b2.Prune(ctx, time.Unix(T+100, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -365,5 +376,55 @@ func TestCutoffRevokesUnstoredSessions(t *testing.T) {
 	check(b3, "pruned at T+100, restarted", []tc{{realmU, 7, "x", T, false}})
 	if got := b3.IssuedAt(realmU, 7, T); got != T {
 		t.Errorf("IssuedAt after the cutoff was pruned = T%+d", got-T)
+	}
+}
+
+// TestCutoffSetConcurrent: readers never lock the cutoff set, so under
+// -race this checks that writers publish new maps instead of changing the
+// ones readers hold, and that the count stays right.
+func TestCutoffSetConcurrent(t *testing.T) {
+	var s cutoffSet
+	realms := []Realm{{"live", "user"}, {"test", "user"}}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int64(0); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c, ok := s.get(realms[i%2], i%200); ok && c.Until == 0 {
+					t.Error("a cutoff without Until")
+					return
+				}
+			}
+		}()
+	}
+	for i := int64(0); i < 400; i++ {
+		s.set(realms[i%2], i%200, Cutoff{Before: i, Until: 100 + i})
+	}
+	s.dropExpired(300)
+	close(stop)
+	wg.Wait()
+	// ids 0..199 in two realms, each set twice with Until 100+i and 100+i+200
+	// for the second set: only the second sets (i 200..399, Until 300..499)
+	// remain, minus Until 300 (i = 200).
+	if got := s.n.Load(); got != 199 {
+		t.Fatalf("count %d, want 199", got)
+	}
+	n := 0
+	for i := range s.shards {
+		if m := s.shards[i].Load(); m != nil {
+			for _, l := range *m {
+				n += len(l)
+			}
+		}
+	}
+	if n != 199 {
+		t.Fatalf("%d entries, want 199", n)
 	}
 }
