@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -106,8 +107,8 @@ func (a *adminAPI) revokeSessions(w http.ResponseWriter, r *http.Request) error 
 		req.DataSource = app.DataSources[0]
 	}
 	t, ok := app.svc.Tables[req.Table]
-	if !ok || req.UserID <= 0 {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("need a known table and a user_id")}
+	if !ok || req.UserID <= 0 || !slices.Contains(app.DataSources, req.DataSource) {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("need a known table, a known data_source (or none) and a user_id")}
 	}
 	n, err := app.svc.RevokeUser(r.Context(), t, req.DataSource, req.UserID, "")
 	if err != nil {

@@ -156,13 +156,25 @@ func TestUnstoredSessionsRevokedAcrossRestart(t *testing.T) {
 		t.Fatal("logout everywhere")
 	}
 
-	resp, err := client.Post("http://localhost:2999/xano/sessions/revoke", "application/json", strings.NewReader(`{"user_id":2}`))
-	if err != nil {
-		t.Fatal(err)
+	revoke := func(body string) int {
+		t.Helper()
+		resp, err := client.Post("http://localhost:2999/xano/sessions/revoke", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || member(other) != 401 {
-		t.Fatalf("admin revoke: %d", resp.StatusCode)
+	for _, bad := range []string{`{"user_id":2,"data_source":"nope"}`, `{"user_id":2,"table":"nope"}`, `{"user_id":0}`} {
+		if got := revoke(bad); got != 400 {
+			t.Errorf("admin revoke %s: %d, want 400", bad, got)
+		}
+	}
+	if member(other) != 200 {
+		t.Fatal("a refused admin revoke revoked")
+	}
+	if got := revoke(`{"user_id":2}`); got != 200 || member(other) != 401 {
+		t.Fatalf("admin revoke: %d", got)
 	}
 
 	if err := loadCaddyfile(fmt.Sprintf("{\n%s\n}\nhttp://localhost:9080 {\n\trespond \"down\"\n}\n", globals)); err != nil {
