@@ -103,14 +103,23 @@ func (s *cutoffSet) get(realm Realm, userID int64) (Cutoff, bool) {
 	return Cutoff{}, false
 }
 
-// set stores c as the cutoff of user userID of realm. The entry lists are
-// copied too, never changed in place: readers may hold the old ones.
+// set stores c as the cutoff of user userID of realm, unless the set
+// holds a newer one: two revocations of one user commit in order, but may
+// reach here in the other, and each stored cutoff reaches further than
+// the one before (merge), so the larger Before is the newer. The entry
+// lists are copied too, never changed in place: readers may hold the old
+// ones.
 func (s *cutoffSet) set(realm Realm, userID int64, c Cutoff) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sh := s.shard(userID)
 	next := map[int64][]realmCutoff{}
 	if old := sh.Load(); old != nil {
+		for _, e := range (*old)[userID] {
+			if e.realm == realm && e.c.Before > c.Before {
+				return
+			}
+		}
 		next = make(map[int64][]realmCutoff, len(*old)+1)
 		for k, v := range *old {
 			next[k] = v

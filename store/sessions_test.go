@@ -409,6 +409,11 @@ func TestCutoffSetConcurrent(t *testing.T) {
 	}
 	s.dropExpired(300)
 	close(stop)
+	// An older cutoff arriving late does not replace a newer one.
+	s.set(realms[1], 199, Cutoff{Before: 1, Until: 1000})
+	if c, _ := s.get(realms[1], 199); c.Before != 399 {
+		t.Fatalf("a late, older cutoff replaced the newer one: %+v", c)
+	}
 	wg.Wait()
 	// ids 0..199 in two realms, each set twice with Until 100+i and 100+i+200
 	// for the second set: only the second sets (i 200..399, Until 300..499)
