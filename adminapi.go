@@ -25,7 +25,7 @@ func init() {
 //	POST /xano/keys/rotate       a new signing key; older keys verify until their tokens expire
 //	POST /xano/sessions/revoke   {"table":"user","data_source":"live","user_id":1} revokes every session of the user
 //	POST /xano/users             {"table":"admin","email":…,"password":…,"fields":{"role":"admin"}} creates a user
-//	PATCH /xano/users            {"table":"user","email":…,"fields":{"role":"admin"}} changes fields, extras or password
+//	PATCH /xano/users            {"table":"user","email":…,"fields":{"role":"admin"}} changes fields, extras or password (a new password logs the user out everywhere)
 type adminAPI struct {
 	ctx caddy.Context
 }

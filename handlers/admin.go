@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -18,7 +17,8 @@ func (e *AdminInputError) Error() string { return e.Msg }
 // AdminUpsert creates (create=true) or updates a user on behalf of the
 // operator. Unlike signup it may set extras and works on closed tables;
 // the password policy and the field limits still apply. On update, an
-// empty password keeps the current one.
+// empty password keeps the current one, and a new one logs the user out
+// everywhere.
 func (s *Service) AdminUpsert(ctx context.Context, ds, table, rawEmail, pw string, fields map[string]any, create bool) (*store.User, error) {
 	t, ok := s.Tables[table]
 	if !ok {
@@ -78,8 +78,15 @@ func (s *Service) AdminUpsert(ctx context.Context, ds, table, rawEmail, pw strin
 		u = su
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if err != nil {
 		return nil, err
 	}
-	return u, err
+	// A password the operator sets is a reset: whoever held the old one
+	// (often the reason for the reset) must not keep its sessions.
+	if hash != "" {
+		if _, err := s.RevokeUser(ctx, t, ds, u.ID, ""); err != nil {
+			return nil, fmt.Errorf("password saved, but revoking the user's sessions failed: %w", err)
+		}
+	}
+	return u, nil
 }

@@ -24,7 +24,8 @@ func TestAdminUpsert(t *testing.T) {
 	if err != nil || c.Extras["role"] != "admin" {
 		t.Fatalf("extras not in token: %+v %v", c, err)
 	}
-	// update: demote, keep password
+	// update: demote, keep password, and the sessions
+	before, _ := f.login(t, "boss@example.com", "secret123")
 	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "boss@example.com", "", map[string]any{"role": "member"}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,21 @@ func TestAdminUpsert(t *testing.T) {
 	if got.Fields["role"] != "member" || got.Fields["name"] != "Boss" {
 		t.Fatalf("update: %+v", got.Fields)
 	}
+	if f.me(t, before) != 200 {
+		t.Fatal("an update without a password ended the user's sessions")
+	}
 	f.login(t, "boss@example.com", "secret123")
+	// a new password is a reset: every session of the user ends
+	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "boss@example.com", "resetpass1", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if f.me(t, before) != 401 {
+		t.Fatal("a session survived the operator's password reset")
+	}
+	after, _ := f.login(t, "boss@example.com", "resetpass1")
+	if f.me(t, after) != 200 {
+		t.Fatal("a login after the reset was refused")
+	}
 
 	var bad *AdminInputError
 	for name, call := range map[string]func() error{
