@@ -57,15 +57,14 @@ func (a *App) now() time.Time {
 	return time.Now()
 }
 
-// maxTokenLifetime is how long a retired key must keep verifying.
+// maxTokenLifetime is how long a retired key must keep verifying: the
+// longest lifetime any table's tokens have had (rememberTokenLifetimes).
 func (a *App) maxTokenLifetime() time.Duration {
-	max := time.Duration(0)
+	longest := time.Duration(0)
 	for _, t := range a.svc.Tables {
-		if t.TokenTTL > max {
-			max = t.TokenTTL
-		}
+		longest = max(longest, t.TokenTTL, t.LongestTokenTTL)
 	}
-	return max + time.Duration(a.Leeway)
+	return longest + time.Duration(a.Leeway)
 }
 
 // loadKeys builds the key ring from the configured keys or, without any,

@@ -193,6 +193,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := rememberTokenLifetimes(ctx, st, tables); err != nil {
+		return err
+	}
 	a.svc = &handlers.Service{
 		Store:       st,
 		Hasher:      a.newHasher(),

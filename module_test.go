@@ -95,3 +95,33 @@ func TestPruneKeepsRevocationsThroughLeeway(t *testing.T) {
 		t.Fatal("revocation kept after its token's exp plus leeway")
 	}
 }
+
+// TestLongestTokenLifetimeRemembered: shortening token_ttl leaves tokens
+// of the old lifetime valid until their exp, so the app remembers the
+// longest lifetime per table across restarts, for cutoffs and key
+// retirement; lengthening it takes effect at once.
+func TestLongestTokenLifetimeRemembered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	provision := func(ttl time.Duration) (longest, keys time.Duration) {
+		t.Helper()
+		app := &App{Storage: &StorageConfig{Path: path},
+			Tables: map[string]*TableConfig{"user": {TokenTTL: caddy.Duration(ttl)}}}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		defer cancel()
+		if err := app.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer app.Cleanup()
+		return app.Service().Tables["user"].LongestTokenTTL, app.maxTokenLifetime()
+	}
+	for _, c := range []struct{ ttl, want time.Duration }{
+		{48 * time.Hour, 48 * time.Hour},
+		{time.Hour, 48 * time.Hour},
+		{72 * time.Hour, 72 * time.Hour},
+		{time.Hour, 72 * time.Hour},
+	} {
+		if longest, keys := provision(c.ttl); longest != c.want || keys != c.want {
+			t.Errorf("token_ttl %v: longest lifetime %v, keys retire after %v; want %v", c.ttl, longest, keys, c.want)
+		}
+	}
+}

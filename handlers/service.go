@@ -41,10 +41,15 @@ type Table struct {
 	// never sets them; they come from Defaults or the operator.
 	Extras []string
 	// Defaults are values new records get for fields and extras not sent.
-	Defaults   map[string]any
-	TokenTTL   time.Duration
-	SignupOpen bool
-	Policy     password.Policy
+	Defaults map[string]any
+	TokenTTL time.Duration
+	// LongestTokenTTL is the longest TokenTTL the table has had (the app
+	// keeps it in the store; 0 means TokenTTL): tokens keep the exp they
+	// were minted with, so what must outlive every token of the table
+	// (a log-out-everywhere) lasts this long.
+	LongestTokenTTL time.Duration
+	SignupOpen      bool
+	Policy          password.Policy
 	// RefreshTTL turns refresh tokens on (0: off, as on Xano); each
 	// refresh extends the session by this much.
 	RefreshTTL time.Duration

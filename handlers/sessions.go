@@ -158,13 +158,14 @@ func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *sto
 // RevokeUser logs user userID of table t in ds out everywhere but session
 // except (empty: everywhere), stored sessions or not, and returns how many
 // stored sessions that ended. The cutoff lasts until the last exp a token
-// issued before it can have (the pruner adds the leeway).
+// issued before it can have, under the longest lifetime the table has had
+// (the pruner adds the leeway).
 func (s *Service) RevokeUser(ctx context.Context, t *Table, ds string, userID int64, except string) (int, error) {
-	now := s.now()
+	now := s.now().Unix()
 	return s.Store.RevokeUserSessions(ctx, store.Realm{DataSource: ds, Table: t.Name}, userID, store.Cutoff{
-		Before: now.Unix(),
+		Before: now,
 		Except: except,
-		Until:  accessExp(t, now),
+		Until:  now + int64(max(t.TokenTTL, t.LongestTokenTTL)/time.Second),
 	})
 }
 

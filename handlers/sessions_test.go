@@ -520,3 +520,28 @@ func TestRevokeWithoutRefresh(t *testing.T) {
 		t.Fatal("tokens outlived their exp")
 	}
 }
+
+// TestCutoffOutlivesShortenedTokenTTL: a token minted under a longer
+// token_ttl keeps its exp; a logout everywhere after the lifetime was
+// shortened must be remembered until then, not for the new lifetime.
+func TestCutoffOutlivesShortenedTokenTTL(t *testing.T) {
+	f := newFixture(t)
+	tbl := f.svc.Tables["user"]
+	tbl.TokenTTL = 48 * time.Hour
+	f.signup(t, "long@example.com", "secret123")
+	long, _ := f.login(t, "long@example.com", "secret123")
+	tbl.TokenTTL, tbl.LongestTokenTTL = time.Hour, 48*time.Hour
+	short, _ := f.login(t, "long@example.com", "secret123")
+	r := jsonReq("POST", "/api:x/auth/logout", map[string]any{"all": true})
+	r.Header.Set("Authorization", "Bearer "+short)
+	if resp, _ := serve(t, f.auth("user"), r); resp.Status != 200 {
+		t.Fatalf("logout everywhere: %d %s", resp.Status, resp.Body)
+	}
+	f.clock = f.clock.Add(2 * time.Hour)
+	if _, err := f.store.Prune(context.Background(), f.clock); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.me(t, long); got != 401 {
+		t.Fatalf("a token of the longer lifetime came back after the cutoff was pruned: %d", got)
+	}
+}
