@@ -14,7 +14,7 @@ import (
 // gets a cutoff: every access token of theirs issued at or before it is
 // revoked, stored session or not.
 //
-//	user_cutoffs    realm key + 0x00 + 8-byte user id → JSON Cutoff
+//	user_cutoffs    realm key + 0x00 + 8-byte user id → JSON storedCutoff
 var bucketUserCutoffs = []byte("user_cutoffs")
 
 // Cutoff is a log-out-everywhere of one user.
@@ -22,7 +22,7 @@ type Cutoff struct {
 	// Before is in unix seconds: tokens whose iat is at or before it are
 	// revoked. iat has whole seconds, so a token issued later in the same
 	// second would fall under it too; minting avoids that by issuing such
-	// a token with iat Before+1 (IssuedAfter).
+	// a token with iat Before+1 (IssuedAt).
 	Before int64 `json:"before"`
 	// Except is the session that survives (the one that changed the
 	// password), or empty.
@@ -144,7 +144,7 @@ func (s *cutoffSet) dropExpired(unix int64) {
 	defer s.mu.Unlock()
 	for i := range s.shards {
 		old := s.shards[i].Load()
-		if old == nil {
+		if old == nil || !anyEnded(*old, unix) {
 			continue
 		}
 		next := make(map[int64][]realmCutoff, len(*old))
@@ -166,6 +166,17 @@ func (s *cutoffSet) dropExpired(unix int64) {
 			s.shards[i].Store(&next)
 		}
 	}
+}
+
+func anyEnded(m map[int64][]realmCutoff, unix int64) bool {
+	for _, list := range m {
+		for _, e := range list {
+			if e.c.Until <= unix {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // putCutoffInTx merges c into the user's stored cutoff and returns what
