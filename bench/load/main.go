@@ -10,17 +10,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
+	"net"
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,48 +46,49 @@ func main() {
 		fmt.Fprintln(os.Stderr, "load: -url must be a loopback http URL")
 		os.Exit(2)
 	}
-	client := &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc},
+	if u.Scheme != "http" {
+		fmt.Fprintln(os.Stderr, "load: -url must be a loopback http URL")
+		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *dur)
-	defer cancel()
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	render := renderHead(*method, u, hdrs, *ctype, *body)
 
 	var counter, errs atomic.Int64
 	lat := make([][]time.Duration, *conc)
 	var wg sync.WaitGroup
 	start := time.Now()
+	end := start.Add(*dur)
 	for i := 0; i < *conc; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				n := counter.Add(1)
-				var rd io.Reader
-				if *body != "" {
-					rd = strings.NewReader(strings.ReplaceAll(*body, "{n}", strconv.FormatInt(n, 10)))
+			c := &conn{addr: addr}
+			defer func() {
+				if c.nc != nil {
+					c.nc.Close()
 				}
-				req, _ := http.NewRequestWithContext(ctx, *method, *target, rd)
-				if rd != nil {
-					req.Header.Set("Content-Type", *ctype)
-				}
-				for _, h := range hdrs {
-					if k, v, ok := strings.Cut(h, ":"); ok {
-						req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-					}
-				}
+			}()
+			for {
 				t0 := time.Now()
-				resp, err := client.Do(req)
+				if !t0.Before(end) {
+					return
+				}
+				req := render(counter.Add(1))
+				deadline := t0.Add(10 * time.Second)
+				if end.Before(deadline) {
+					deadline = end
+				}
+				status, err := c.do(req, deadline)
 				if err != nil {
-					if ctx.Err() == nil {
+					if time.Now().Before(end) {
 						errs.Add(1)
 					}
 					continue
 				}
-				var sink bytes.Buffer
-				_, _ = io.Copy(&sink, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != *want {
+				if status != *want {
 					errs.Add(1)
 					continue
 				}
