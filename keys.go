@@ -62,7 +62,7 @@ func (a *App) now() time.Time {
 func (a *App) maxTokenLifetime() time.Duration {
 	longest := time.Duration(0)
 	for _, t := range a.svc.Tables {
-		longest = max(longest, t.TokenTTL, t.LongestTokenTTL)
+		longest = max(longest, t.MaxTokenTTL())
 	}
 	return longest + time.Duration(a.Leeway)
 }

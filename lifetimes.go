@@ -32,7 +32,7 @@ func rememberTokenLifetimes(ctx context.Context, st store.Store, tables map[stri
 		if err != nil {
 			return fmt.Errorf("table %q: stored token lifetime %q: %w", name, v, err)
 		}
-		t.LongestTokenTTL = max(t.TokenTTL, time.Duration(n)*time.Second)
+		t.LongestTokenTTL = time.Duration(n) * time.Second
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ type Table struct {
 	// LongestTokenTTL is the longest TokenTTL the table has had (the app
 	// keeps it in the store; 0 means TokenTTL): tokens keep the exp they
 	// were minted with, so what must outlive every token of the table
-	// (a log-out-everywhere) lasts this long.
+	// (a log-out-everywhere) lasts this long (MaxTokenTTL).
 	LongestTokenTTL time.Duration
 	SignupOpen      bool
 	Policy          password.Policy
@@ -57,6 +57,9 @@ type Table struct {
 	// pair it was exchanged for, instead of counting as reuse.
 	RefreshGrace time.Duration
 }
+
+// MaxTokenTTL is the longest lifetime a valid token of t can have.
+func (t *Table) MaxTokenTTL() time.Duration { return max(t.TokenTTL, t.LongestTokenTTL) }
 
 // Service is the state every handler shares: the store, the key ring, the
 // hasher and the table policies. The xano app builds one per config.

@@ -165,7 +165,7 @@ func (s *Service) RevokeUser(ctx context.Context, t *Table, ds string, userID in
 	return s.Store.RevokeUserSessions(ctx, store.Realm{DataSource: ds, Table: t.Name}, userID, store.Cutoff{
 		Before: now,
 		Except: except,
-		Until:  now + int64(max(t.TokenTTL, t.LongestTokenTTL)/time.Second),
+		Until:  now + int64(t.MaxTokenTTL()/time.Second),
 	})
 }
 

@@ -28,6 +28,18 @@ http://localhost:9080 {
 }`, globals, dbPath)
 }
 
+// restartPlugin restarts the plugin as a process restart would: a config
+// without xano closes the database, then cfg opens it again.
+func restartPlugin(t *testing.T, cfg string) {
+	t.Helper()
+	if err := loadCaddyfile(fmt.Sprintf("{\n%s\n}\nhttp://localhost:9080 {\n\trespond \"down\"\n}\n", globals)); err != nil {
+		t.Fatal(err)
+	}
+	if err := loadCaddyfile(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSessionsSurviveRestart logs out one session, restarts the plugin
 // (a config without it closes the database; the next one reopens it) and
 // checks that the revocation, the other session and its refresh token all
@@ -52,13 +64,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 		t.Fatalf("logged-out token at the guard: %d", r.status)
 	}
 
-	// restart: a config without xano releases the database
-	if err := loadCaddyfile(fmt.Sprintf("{\n%s\n}\nhttp://localhost:9080 {\n\trespond \"down\"\n}\n", globals)); err != nil {
-		t.Fatal(err)
-	}
-	if err := loadCaddyfile(sessionsConfig(dbPath)); err != nil {
-		t.Fatal(err)
-	}
+	restartPlugin(t, sessionsConfig(dbPath))
 	if r := do(t, "GET", "/members/", nil, "Authorization", "Bearer "+gone); r.status != 401 {
 		t.Fatalf("revocation lost on restart: %d", r.status)
 	}
@@ -102,20 +108,6 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	}
 }
 
-func unstoredSessionsConfig(dbPath string) string {
-	return fmt.Sprintf(`{
-	%s
-	xano {
-		storage bbolt %s
-	}
-}
-http://localhost:9080 {
-	xano_auth /api:*
-	xano_guard /members/*
-	respond "member {http.auth.user.id}"
-}`, globals, dbPath)
-}
-
 // TestUnstoredSessionsRevokedAcrossRestart: with refresh off (the default)
 // a login stores nothing, yet logout, logout everywhere and the admin API's
 // revocation all hold across a restart, and a login right after a
@@ -123,7 +115,7 @@ http://localhost:9080 {
 func TestUnstoredSessionsRevokedAcrossRestart(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "unstored.db")
 	tester := caddytest.NewTester(t)
-	tester.InitServer(unstoredSessionsConfig(dbPath), "caddyfile")
+	tester.InitServer(reloadConfig(dbPath, "member"), "caddyfile")
 	login := func(email string) string {
 		t.Helper()
 		r := do(t, "POST", "/api:x/auth/login", map[string]string{"email": email, "password": "secret123"})
@@ -177,12 +169,7 @@ func TestUnstoredSessionsRevokedAcrossRestart(t *testing.T) {
 		t.Fatalf("admin revoke: %d", got)
 	}
 
-	if err := loadCaddyfile(fmt.Sprintf("{\n%s\n}\nhttp://localhost:9080 {\n\trespond \"down\"\n}\n", globals)); err != nil {
-		t.Fatal(err)
-	}
-	if err := loadCaddyfile(unstoredSessionsConfig(dbPath)); err != nil {
-		t.Fatal(err)
-	}
+	restartPlugin(t, reloadConfig(dbPath, "member"))
 	for name, c := range map[string]struct {
 		tok  string
 		want int

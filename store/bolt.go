@@ -123,11 +123,11 @@ func OpenBolt(path string, lockTimeout time.Duration) (*Bolt, error) {
 		return nil, fmt.Errorf("initialising database %s: %w", path, err)
 	}
 	b := &Bolt{db: db, path: path, writes: &groupCommit{db: db}}
-	if err := b.loadRevoked(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("loading revocations from %s: %w", path, err)
+	err = b.loadRevoked()
+	if err == nil {
+		err = b.loadCutoffs()
 	}
-	if err := b.loadCutoffs(); err != nil {
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("loading revocations from %s: %w", path, err)
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -113,27 +115,24 @@ func (s *cutoffSet) set(realm Realm, userID int64, c Cutoff) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sh := s.shard(userID)
-	next := map[int64][]realmCutoff{}
-	if old := sh.Load(); old != nil {
-		for _, e := range (*old)[userID] {
-			if e.realm == realm && e.c.Before > c.Before {
-				return
-			}
-		}
-		next = make(map[int64][]realmCutoff, len(*old)+1)
-		for k, v := range *old {
-			next[k] = v
-		}
+	var cur map[int64][]realmCutoff
+	if p := sh.Load(); p != nil {
+		cur = *p
 	}
-	list := make([]realmCutoff, 0, len(next[userID])+1)
-	for _, e := range next[userID] {
-		if e.realm != realm {
+	list := make([]realmCutoff, 0, len(cur[userID])+1)
+	for _, e := range cur[userID] {
+		switch {
+		case e.realm != realm:
 			list = append(list, e)
+		case e.c.Before > c.Before:
+			return
 		}
 	}
-	if len(list) == len(next[userID]) {
+	if len(list) == len(cur[userID]) {
 		s.n.Add(1)
 	}
+	next := make(map[int64][]realmCutoff, len(cur)+1)
+	maps.Copy(next, cur)
 	next[userID] = append(list, realmCutoff{realm, c})
 	sh.Store(&next)
 }
@@ -148,23 +147,14 @@ func (s *cutoffSet) dropExpired(unix int64) {
 			continue
 		}
 		next := make(map[int64][]realmCutoff, len(*old))
-		dropped := 0
 		for id, list := range *old {
-			var kept []realmCutoff
-			for _, e := range list {
-				if e.c.Until > unix {
-					kept = append(kept, e)
-				}
-			}
-			dropped += len(list) - len(kept)
+			kept := slices.DeleteFunc(slices.Clone(list), func(e realmCutoff) bool { return e.c.Until <= unix })
+			s.n.Add(int64(len(kept) - len(list)))
 			if len(kept) > 0 {
 				next[id] = kept
 			}
 		}
-		if dropped > 0 {
-			s.n.Add(-int64(dropped))
-			s.shards[i].Store(&next)
-		}
+		s.shards[i].Store(&next)
 	}
 }
 

@@ -440,88 +440,53 @@ func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 		n, droppedRevocations = 0, droppedRevocations[:0]
 		// Refresh tokens: gone once expired. A spent, unexpired token is
 		// kept so that its reuse is still detected.
-		refresh := tx.Bucket(bucketRefresh)
-		var dead [][]byte
-		err := refresh.ForEach(func(k, v []byte) error {
+		dead, err := deleteWhere(tx.Bucket(bucketRefresh), func(_, v []byte) bool {
 			var rt RefreshToken
-			if json.Unmarshal(v, &rt) != nil || rt.Expires <= unix {
-				dead = append(dead, bytes.Clone(k))
-			}
-			return nil
+			return json.Unmarshal(v, &rt) != nil || rt.Expires <= unix
 		})
 		if err != nil {
 			return err
-		}
-		for _, k := range dead {
-			if err := refresh.Delete(k); err != nil {
-				return err
-			}
 		}
 		n += len(dead)
 
 		// Sessions: gone once neither an access nor a refresh token of
 		// theirs can be valid any more; a revocation goes with them.
-		sessions := tx.Bucket(bucketSessions)
 		var deadSessions []Session
-		err = sessions.ForEach(func(k, v []byte) error {
+		_, err = deleteWhere(tx.Bucket(bucketSessions), func(_, v []byte) bool {
 			var s Session
-			if json.Unmarshal(v, &s) != nil {
-				return nil
+			if json.Unmarshal(v, &s) != nil || s.AccessExp > unix || s.RefreshExp > unix {
+				return false
 			}
-			if s.AccessExp <= unix && s.RefreshExp <= unix {
-				deadSessions = append(deadSessions, s)
-			}
-			return nil
+			deadSessions = append(deadSessions, s)
+			return true
 		})
 		if err != nil {
 			return err
 		}
 		for _, s := range deadSessions {
-			if err := sessions.Delete([]byte(s.SID)); err != nil {
-				return err
-			}
 			if err := tx.Bucket(bucketUserSessions).Delete(userSessionKey(s.Realm, s.UserID, s.SID)); err != nil {
 				return err
 			}
 		}
 		n += len(deadSessions)
 
-		revokedB := tx.Bucket(bucketRevoked)
-		err = revokedB.ForEach(func(k, v []byte) error {
-			if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) <= unix {
-				droppedRevocations = append(droppedRevocations, string(k))
-			}
-			return nil
+		dead, err = deleteWhere(tx.Bucket(bucketRevoked), func(_, v []byte) bool {
+			return len(v) != 8 || int64(binary.BigEndian.Uint64(v)) <= unix
 		})
 		if err != nil {
 			return err
 		}
-		for _, sid := range droppedRevocations {
-			if err := revokedB.Delete([]byte(sid)); err != nil {
-				return err
-			}
+		for _, k := range dead {
+			droppedRevocations = append(droppedRevocations, string(k))
 		}
-		n += len(droppedRevocations)
+		n += len(dead)
 
-		cutoffs := tx.Bucket(bucketUserCutoffs)
-		var deadCutoffs [][]byte
-		err = cutoffs.ForEach(func(k, v []byte) error {
+		dead, err = deleteWhere(tx.Bucket(bucketUserCutoffs), func(_, v []byte) bool {
 			var sc storedCutoff
-			if json.Unmarshal(v, &sc) != nil || sc.Until <= unix {
-				deadCutoffs = append(deadCutoffs, bytes.Clone(k))
-			}
-			return nil
+			return json.Unmarshal(v, &sc) != nil || sc.Until <= unix
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range deadCutoffs {
-			if err := cutoffs.Delete(k); err != nil {
-				return err
-			}
-		}
-		n += len(deadCutoffs)
-		return nil
+		n += len(dead)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pruning sessions: %w", err)
@@ -529,6 +494,28 @@ func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 	b.revoked.drop(droppedRevocations)
 	b.cutoffs.dropExpired(unix)
 	return n, nil
+}
+
+// deleteWhere deletes the entries of bk for which dead is true and returns
+// their keys. The keys are collected first: a bucket must not change
+// under ForEach.
+func deleteWhere(bk *bolt.Bucket, dead func(k, v []byte) bool) ([][]byte, error) {
+	var keys [][]byte
+	err := bk.ForEach(func(k, v []byte) error {
+		if dead(k, v) {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := bk.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
 }
 
 // Interface guard

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +38,8 @@ type request struct {
 }
 
 // renderHead renders method, target and headers once, and returns what
-// renders request n: the body, and with it its length, may differ per
-// request ({n}).
+// renders request n. Only a body with {n} differs between requests, and
+// only then is each request rendered anew.
 func renderHead(method string, u *url.URL, hdrs []string, ctype string, body string) func(n int64) request {
 	var h bytes.Buffer
 	fmt.Fprintf(&h, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: xanoauth-bench-load\r\n", method, u.RequestURI(), u.Host)
@@ -48,20 +49,18 @@ func renderHead(method string, u *url.URL, hdrs []string, ctype string, body str
 		}
 	}
 	fixed := h.Bytes()
-	if body == "" {
-		head := append(append([]byte{}, fixed...), "\r\n"...)
-		return func(int64) request { return request{head: head} }
-	}
-	templ := strings.Contains(body, "{n}")
-	static := []byte(body)
-	return func(n int64) request {
-		b := static
-		if templ {
-			b = []byte(strings.ReplaceAll(body, "{n}", strconv.FormatInt(n, 10)))
+	withBody := func(b string) request {
+		head := slices.Clip(fixed)
+		if b != "" {
+			head = append(head, "Content-Type: "+ctype+"\r\nContent-Length: "+strconv.Itoa(len(b))+"\r\n"...)
 		}
-		head := append(append([]byte{}, fixed...), "Content-Type: "+ctype+"\r\nContent-Length: "+strconv.Itoa(len(b))+"\r\n\r\n"...)
-		return request{head: head, body: b}
+		return request{head: append(head, "\r\n"...), body: []byte(b)}
 	}
+	if !strings.Contains(body, "{n}") {
+		r := withBody(body)
+		return func(int64) request { return r }
+	}
+	return func(n int64) request { return withBody(strings.ReplaceAll(body, "{n}", strconv.FormatInt(n, 10))) }
 }
 
 // do sends r and reads the response to its end, returning its status. A

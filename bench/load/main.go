@@ -42,11 +42,7 @@ func main() {
 	flag.Parse()
 
 	u, err := url.Parse(*target)
-	if err != nil || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost" && u.Hostname() != "::1") {
-		fmt.Fprintln(os.Stderr, "load: -url must be a loopback http URL")
-		os.Exit(2)
-	}
-	if u.Scheme != "http" {
+	if err != nil || u.Scheme != "http" || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost" && u.Hostname() != "::1") {
 		fmt.Fprintln(os.Stderr, "load: -url must be a loopback http URL")
 		os.Exit(2)
 	}
