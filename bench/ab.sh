@@ -12,6 +12,9 @@
 #                                           # a login storm (4 × CPUs clients), as in run.sh
 #   ENV_B=GOMAXPROCS=3 bash bench/ab.sh HEAD HEAD   # same code, B's Caddy with more
 #                                           # environment (ENV_A likewise; space-separated)
+#   DBDIR_B=/dev/shm bash bench/ab.sh HEAD HEAD     # same code, B's store in another
+#                                           # directory (DBDIR_A likewise): on tmpfs a sync
+#                                           # costs nothing, so B/A is what durable writes cost
 #
 # Revisions are checked out with `git worktree` into a temporary directory;
 # the working tree is not touched (uncommitted changes are not measured).
@@ -30,9 +33,12 @@ CLIENTS=${CLIENTS:-$((2 * $(nproc)))}
 PORT=${PORT:-9321}
 
 work=$(mktemp -d)
-declare -A pid
+declare -A pid dbdir
 cleanup() {
 	stop_pids "${pid[@]}"
+	for v in a b; do
+		if [[ -n "${dbdir[$v]:-}" && "${dbdir[$v]}" != "$work" ]]; then rm -rf "${dbdir[$v]}"; fi
+	done
 	git worktree remove --force "$work/a" 2>/dev/null || true
 	git worktree remove --force "$work/b" 2>/dev/null || true
 	rm -rf "$work"
@@ -47,6 +53,9 @@ for v in a b; do
 	echo "building ${rev[$v]}..." >&2
 	git worktree add --detach -q "$work/$v" "${rev[$v]}"
 	(cd "$work/$v" && go build -o "$work/caddy-$v" ./cmd/caddy)
+	dirvar=DBDIR_${v^^}
+	dbdir[$v]=$work
+	if [[ -n "${!dirvar:-}" ]]; then dbdir[$v]=$(mktemp -d -p "${!dirvar}"); fi
 	cat >"$work/Caddyfile-$v" <<CADDY
 {
 	admin off
@@ -57,7 +66,7 @@ for v in a b; do
 		level ERROR
 	}
 	xano {
-		storage bbolt $work/$v.db
+		storage bbolt ${dbdir[$v]}/$v.db
 		rate_limit off
 	}
 }
@@ -89,7 +98,7 @@ storm_d=$(storm_duration "$ROUND")
 
 declare -a R_LOGIN R_SIGNUP R_SG R_SP99 R_SL
 declare -A LOGIN SIGNUP SG SP99 SL
-echo "login and signup, $CLIENTS clients, $ROUNDS rounds of $ROUND, A=${rev[a]} ${ENV_A:-} B=${rev[b]} ${ENV_B:-}" >&2
+echo "login and signup, $CLIENTS clients, $ROUNDS rounds of $ROUND, A=${rev[a]} ${ENV_A:-} ${DBDIR_A:+store in $DBDIR_A} B=${rev[b]} ${ENV_B:-} ${DBDIR_B:+store in $DBDIR_B}" >&2
 for r in $(seq "$ROUNDS"); do
 	order="a b"
 	if ((r % 2 == 0)); then order="b a"; fi
