@@ -84,24 +84,11 @@ func serveBench(a *Auth, r *http.Request) *httptest.ResponseRecorder {
 // up at once. "none" is the baseline. README, Performance: where a login's
 // time goes.
 func BenchmarkVerifyThenSync(b *testing.B) {
-	h := password.NewHasher(password.DefaultParams, runtime.NumCPU(), 0)
+	h, encoded := benchHash(b, runtime.NumCPU())
 	ctx := context.Background()
-	encoded, err := h.Hash(ctx, "benchmark password 1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(b.TempDir(), "sync"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	// Written once, so that the syncs below need no block allocation.
-	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
-		b.Fatal(err)
-	}
-	page := make([]byte, 4096)
+	writePage := pageWriter(b)
 	syncs := func(i int) {
-		_, _ = f.WriteAt(page, int64(i%256)*4096)
+		f := writePage(i)
 		_ = f.Sync() // fdatasync is not in package os; on ext4 the cost is alike
 		_ = f.Sync()
 	}
@@ -159,21 +146,9 @@ func BenchmarkVerifyBesideSync(b *testing.B) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		b.Skip("needs GOMAXPROCS >= 2: the other goroutine would share the verify's P")
 	}
-	h := password.NewHasher(password.DefaultParams, 1, 0)
+	h, encoded := benchHash(b, 1)
 	ctx := context.Background()
-	encoded, err := h.Hash(ctx, "benchmark password 1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(b.TempDir(), "sync"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
-		b.Fatal(err)
-	}
-	page := make([]byte, 4096)
+	writePage := pageWriter(b)
 	var sink atomic.Uint64
 	for _, c := range []struct {
 		name string
@@ -187,10 +162,7 @@ func BenchmarkVerifyBesideSync(b *testing.B) {
 			}
 			sink.Add(x)
 		}},
-		{"sync", func(i int) {
-			_, _ = f.WriteAt(page, int64(i%256)*4096)
-			_ = f.Sync()
-		}},
+		{"sync", func(i int) { _ = writePage(i).Sync() }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			var stop atomic.Bool
@@ -210,5 +182,36 @@ func BenchmarkVerifyBesideSync(b *testing.B) {
 			stop.Store(true)
 			b.ReportMetric(float64(<-loops)/b.Elapsed().Seconds(), "bg-ops/s")
 		})
+	}
+}
+
+// benchHash returns a Hasher with the default parameters and slots hash
+// slots, and the hash of "benchmark password 1".
+func benchHash(b *testing.B, slots int) (*password.Hasher, string) {
+	h := password.NewHasher(password.DefaultParams, slots, 0)
+	encoded, err := h.Hash(context.Background(), "benchmark password 1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h, encoded
+}
+
+// pageWriter returns a function that writes the i-th of 256 pages of a
+// file (closed when b ends) and returns the file, for the caller to sync.
+// The file is written whole first, so that the syncs need no block
+// allocation.
+func pageWriter(b *testing.B) func(i int) *os.File {
+	f, err := os.Create(filepath.Join(b.TempDir(), "sync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	if _, err := f.Write(make([]byte, 256*4096)); err != nil {
+		b.Fatal(err)
+	}
+	page := make([]byte, 4096)
+	return func(i int) *os.File {
+		_, _ = f.WriteAt(page, int64(i%256)*4096)
+		return f
 	}
 }
