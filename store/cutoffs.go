@@ -29,6 +29,10 @@ type Cutoff struct {
 	// Except is the session that survives (the one that changed the
 	// password), or empty.
 	Except string `json:"except,omitempty"`
+	// ExceptBefore is in unix seconds: tokens of the Except session
+	// issued at or before it are revoked all the same, because an earlier
+	// cutoff that did not spare that session had revoked them (merge).
+	ExceptBefore int64 `json:"except_before,omitempty"`
 	// Until is in unix seconds: once no token issued at or before Before
 	// can be valid any more, Prune drops the cutoff.
 	Until int64 `json:"until"`
@@ -36,15 +40,30 @@ type Cutoff struct {
 
 // revokes reports whether c revokes a token of session sid issued at iat.
 func (c Cutoff) revokes(sid string, iat int64) bool {
-	return iat <= c.Before && (c.Except == "" || sid != c.Except)
+	if iat > c.Before {
+		return false
+	}
+	return c.Except == "" || sid != c.Except || iat <= c.ExceptBefore
 }
 
-// merge combines an older cutoff of the same user with c, the newer
-// one: c supersedes it. Tokens minted since old have iat old.Before+1 or
-// later (IssuedAt), so c reaches at least that far, whatever the clock
-// says (two cutoffs in one second, or a clock stepped back), and the
-// session old spared is spared no longer unless c spares it too.
+// merge combines an older cutoff of the same user with c, the newer one,
+// so that the result revokes everything either revokes: a revocation is
+// never undone. Tokens minted since old have iat old.Before+1 or later
+// (IssuedAt), so c reaches at least that far, whatever the clock says
+// (two cutoffs in one second, or a clock stepped back). The session old
+// spared is spared no longer unless c spares it too; the session c spares
+// keeps what old revoked of it (all its tokens up to old.Before, unless
+// old spared it as well), so that a password change that authenticated
+// before an administrator logged the user out everywhere cannot bring
+// its session back.
 func (c Cutoff) merge(old Cutoff) Cutoff {
+	if c.Except != "" {
+		spared := old.Before
+		if old.Except == c.Except {
+			spared = old.ExceptBefore
+		}
+		c.ExceptBefore = max(c.ExceptBefore, spared)
+	}
 	c.Before = max(c.Before, old.Before+1)
 	c.Until = max(c.Until, old.Until)
 	return c

@@ -353,9 +353,13 @@ func TestCutoffRevokesUnstoredSessions(t *testing.T) {
 		{realmU, 7, "x", T + 11, false},
 		{realmU, 9, "a", T, true},
 		{realmU, 9, "x", T + 1, true},
+		// A later cutoff that spares a session does not bring back what
+		// an earlier one revoked of it.
+		{realmU, 9, "b", T, true},
 		{realmU, 9, "b", T + 1, false},
 		{realmU, 9, "x", T + 2, false},
 		{realmU, 10, "x", T + 11, true},
+		{realmU, 10, "c", T + 10, true},
 		{realmU, 10, "c", T + 11, false},
 		{realmU, 10, "x", T + 12, false},
 	}
