@@ -228,28 +228,49 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 		return accessDenied(MsgInvalidCredentials)
 	}
 	limit.succeeded()
+	checked := u.PasswordHash
 	if rehash {
-		a.upgradeHash(r, log, realm, u, pw)
+		checked = a.upgradeHash(r, log, realm, u, pw)
+	}
+	p, err := a.Svc.loginSession(r.Context(), t, ds, u, checked)
+	if errors.Is(err, errPasswordChanged) {
+		log.Info("login refused: the password changed while it was checked", zap.Int64("user_id", u.ID))
+		return accessDenied(MsgInvalidCredentials)
+	}
+	if err != nil {
+		return a.fatal(log, "starting session", err)
 	}
 	log.Info("login", zap.Int64("user_id", u.ID), zap.String("ds", ds))
-	return a.sendToken(w, r, log, t, ds, u)
+	return a.sendSession(w, r, t, p)
 }
 
 // upgradeHash replaces an imported (bcrypt) or outdated hash after a
-// successful login. Failure only costs the upgrade, not the login.
-func (a *Auth) upgradeHash(r *http.Request, log *zap.Logger, realm store.Realm, u *store.User, pw string) {
+// successful login, unless the password changed since it was read, and
+// returns the user's hash as it now stands. Failure only costs the
+// upgrade, not the login.
+func (a *Auth) upgradeHash(r *http.Request, log *zap.Logger, realm store.Realm, u *store.User, pw string) string {
 	hash, err := a.Svc.Hasher.Hash(r.Context(), pw)
 	if err == nil {
 		err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
+			// Writing a hash of the password just checked over a new
+			// one would undo a password change or reset.
+			if s.PasswordHash != u.PasswordHash {
+				return errPasswordChanged
+			}
 			s.PasswordHash = hash
 			return nil
 		})
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errPasswordChanged):
+		log.Info("password hash upgrade skipped: the password changed meanwhile", zap.Int64("user_id", u.ID))
+		return u.PasswordHash
+	case err != nil:
 		log.Warn("password hash upgrade failed", zap.Int64("user_id", u.ID), zap.Error(err))
-		return
+		return u.PasswordHash
 	}
 	log.Info("password hash upgraded", zap.Int64("user_id", u.ID))
+	return hash
 }
 
 func (a *Auth) me(w http.ResponseWriter, r *http.Request) *Error {
@@ -283,14 +304,6 @@ func (a *Auth) me(w http.ResponseWriter, r *http.Request) *Error {
 		_, _ = w.Write(body)
 	}
 	return nil
-}
-
-func (a *Auth) sendToken(w http.ResponseWriter, r *http.Request, log *zap.Logger, t *Table, ds string, u *store.User) *Error {
-	p, err := a.Svc.startSession(r.Context(), t, ds, u)
-	if err != nil {
-		return a.fatal(log, "starting session", err)
-	}
-	return a.sendSession(w, r, t, p)
 }
 
 // sendSession answers with a new session's tokens (and cookie).

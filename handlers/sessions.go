@@ -117,13 +117,25 @@ func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now
 	return tok, exp, err
 }
 
-// startSession issues the tokens of a new session of u: an access token
-// always, a refresh token when the table has refresh on. Only a session
-// with a refresh token is stored (durably, before its token is handed
-// out): the token has to be found again. One without lives in its access
-// token alone, and revoking it needs no record (store/cutoffs.go), so a
-// login costs its password hash and no write.
-func (s *Service) startSession(ctx context.Context, t *Table, ds string, u *store.User) (tokenPair, error) {
+// errPasswordChanged is returned when a user's password hash changed
+// between the check of a password against it and what that check allowed.
+var errPasswordChanged = errors.New("the password changed meanwhile")
+
+// loginSession issues the tokens of a new session of u for a login whose
+// password was checked against the hash checked: an access token always, a
+// refresh token when the table has refresh on. Only a session with a
+// refresh token is stored (durably, before its token is handed out): the
+// token has to be found again. One without lives in its access token
+// alone, and revoking it needs no record (store/cutoffs.go), so a login
+// costs its password hash, no write and two reads.
+//
+// A password change (or reset) that commits while the login runs must not
+// leave it a session. The change stores the new hash before it records its
+// cutoff (RevokeUser), and this reads the hash again after it has minted
+// and stored: either that read finds the new hash, and the login is
+// refused with errPasswordChanged, or the session and its token came
+// before the cutoff, which revokes them.
+func (s *Service) loginSession(ctx context.Context, t *Table, ds string, u *store.User, checked string) (tokenPair, error) {
 	ns, err := s.newSession(t, ds)
 	if err != nil {
 		return tokenPair{}, err
@@ -134,11 +146,29 @@ func (s *Service) startSession(ctx context.Context, t *Table, ds string, u *stor
 			return tokenPair{}, err
 		}
 	}
-	return ns.issue(s, t, u)
+	p, err := ns.issue(s, t, u)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	now, err := s.Store.UserByID(ctx, ns.sess.Realm, u.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return tokenPair{}, err
+	}
+	if err != nil || now.PasswordHash != checked {
+		if ns.rt != nil {
+			// Its tokens were never handed out; the stored session goes
+			// all the same, so that nothing of the login outlives it.
+			if err := s.Store.RevokeSession(ctx, ns.sess.SID, ns.sess.AccessExp); err != nil {
+				return tokenPair{}, err
+			}
+		}
+		return tokenPair{}, errPasswordChanged
+	}
+	return p, nil
 }
 
 // signupSession creates u, and its first session if that is stored (see
-// startSession), in one durable write, and issues the session's tokens.
+// loginSession), in one durable write, and issues the session's tokens.
 func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *store.User) (tokenPair, error) {
 	ns, err := s.newSession(t, ds)
 	if err != nil {
@@ -432,9 +462,19 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
 		return a.hashFailure(log, err)
 	}
 	err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
+		// The old password was checked against u's hash: if another
+		// change or an administrator's reset came in between, it is no
+		// longer the password, and this change must not undo that one.
+		if s.PasswordHash != u.PasswordHash {
+			return errPasswordChanged
+		}
 		s.PasswordHash = hash
 		return nil
 	})
+	if errors.Is(err, errPasswordChanged) {
+		log.Info("password change refused: the password changed while it was checked", zap.Int64("user_id", u.ID))
+		return accessDenied(MsgInvalidCredentials)
+	}
 	if err != nil {
 		return a.fatal(log, "saving password", err)
 	}
