@@ -106,15 +106,20 @@ func checkClaimName(name string) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if IsPreflight(r) {
-		return next.ServeHTTP(w, r) // browsers send preflights without credentials
-	}
 	// Delete before anything else: a forged identity header must not
-	// survive any path through this handler (cf. GHSA-7r4p-vjf4-gxv4).
+	// survive any path through this handler (cf. GHSA-7r4p-vjf4-gxv4),
+	// the preflight's included.
 	for h := range g.Headers {
 		r.Header.Del(h)
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if IsPreflight(r) {
+		// Browsers send preflights without credentials, so one passes
+		// as anonymous: an upstream that answers it finds empty
+		// placeholders, never the literal {http.auth.user.id}.
+		g.setPlaceholders(repl, nil)
+		return next.ServeHTTP(w, r)
+	}
 
 	c, e := g.Svc.authenticate(r, g.Cookies, g.Tables)
 	if e != nil && g.Optional && g.IgnoreInvalid && e.Status == http.StatusUnauthorized {

@@ -203,14 +203,30 @@ func TestGuardTablesAndRequire(t *testing.T) {
 	}
 }
 
+// TestGuardPassesPreflight: a CORS preflight passes without credentials,
+// as anonymous: a forged identity header is deleted from it too, and the
+// placeholders are set and empty (unset, Caddy's header_up would send the
+// literal "{http.auth.user.id}" upstream).
 func TestGuardPassesPreflight(t *testing.T) {
 	f := newFixture(t)
-	g := newGuard(t, f, &Guard{})
+	g := newGuard(t, f, &Guard{Headers: map[string]string{"X-User-Id": "id"}})
 	r := httptest.NewRequest("OPTIONS", "/x", nil)
 	r.Header.Set("Origin", "https://a.example")
 	r.Header.Set("Access-Control-Request-Method", "GET")
-	if _, next := serve(t, g, r); !next.called {
+	r.Header.Set("X-User-Id", "1")
+	r, repl := withReplacer(r)
+	next := &nextRecorder{}
+	if err := g.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+		t.Fatal(err)
+	}
+	if !next.called {
 		t.Fatal("preflight blocked")
+	}
+	if v := next.req.Header.Values("X-User-Id"); len(v) != 0 {
+		t.Errorf("forged X-User-Id reached the next handler: %q", v)
+	}
+	if got := repl.ReplaceKnown("[{http.auth.user.id}]", ""); got != "[]" {
+		t.Errorf("{http.auth.user.id} on a preflight = %q, want empty", got)
 	}
 }
 
