@@ -337,8 +337,18 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 	t := a.table()
 	log := a.Svc.Logger.With(zap.String("endpoint", "logout"), zap.String("table", t.Name))
-	c, e := a.Svc.authenticate(r, a.sessionCookieNames(), []string{t.Name})
-	if e != nil {
+	// An access token that has expired or was revoked does not stop a
+	// logout: the refresh token beside it (a client that refreshes lazily
+	// holds both) still ends its session, and a dead session cookie is
+	// still cleared.
+	c, authErr := a.Svc.authenticate(r, a.sessionCookieNames(), []string{t.Name})
+	if authErr != nil && authErr.Status != http.StatusUnauthorized {
+		return authErr
+	}
+	refuse := func(e *Error) *Error {
+		if authErr != nil {
+			a.clearSessionCookie(w, r)
+		}
 		return e
 	}
 	in, e := ParseInput(w, r, a.MaxBody)
@@ -351,6 +361,9 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	hasRefresh = hasRefresh && rawRefresh != ""
 	if c == nil && !hasRefresh {
+		if authErr != nil {
+			return refuse(authErr)
+		}
 		return unauthorized(MsgAuthRequired)
 	}
 	all, _, _ := in.Text("all")
@@ -383,7 +396,7 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 			targets = append(targets, target{sess.Realm, sess.UserID, sess.SID, sess.AccessExp})
 		case err == nil || errors.Is(err, store.ErrNotFound):
 			if c == nil {
-				return unauthorized(MsgInvalidRefresh)
+				return refuse(unauthorized(MsgInvalidRefresh))
 			}
 		default:
 			return a.fatal(log, "reading refresh token", err)

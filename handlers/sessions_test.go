@@ -545,3 +545,53 @@ func TestCutoffOutlivesShortenedTokenTTL(t *testing.T) {
 		t.Fatalf("a token of the longer lifetime came back after the cutoff was pruned: %d", got)
 	}
 }
+
+// TestLogoutWithDeadAccessToken: an expired or revoked access token does
+// not stop a logout. The refresh token sent beside it still ends its
+// session, and a dead session cookie is cleared even though the answer is
+// the token's 401.
+func TestLogoutWithDeadAccessToken(t *testing.T) {
+	f := refreshFixture(t)
+	f.signup(t, "late@example.com", "secret123")
+	access, rt := f.login(t, "late@example.com", "secret123")
+	f.clock = f.clock.Add(time.Hour + time.Second) // access expired, refresh alive
+	req := jsonReq("POST", "/api:x/auth/logout", map[string]any{"refreshToken": rt})
+	req.Header.Set("Authorization", "Bearer "+access)
+	if resp, _ := serve(t, f.auth("user"), req); resp.Status != 200 {
+		t.Fatalf("logout with an expired access token and a live refresh token: %d %s", resp.Status, resp.Body)
+	}
+	wantError(t, f.refresh(t, rt), 401, CodeUnauthorized, MsgInvalidRefresh, "")
+
+	// A cookie session revoked elsewhere: its logout clears the cookie.
+	a := f.auth("user")
+	a.Browser = &Browser{}
+	resp, _ := serve(t, a, jsonReq("POST", "/api:x/auth/login", map[string]any{"email": "late@example.com", "password": "secret123"}))
+	var session *http.Cookie
+	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
+		if c.Name == DefaultCookieName {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("login set no session cookie")
+	}
+	other, _ := f.login(t, "late@example.com", "secret123")
+	r := jsonReq("POST", "/api:x/auth/logout", map[string]any{"all": true})
+	r.Header.Set("Authorization", "Bearer "+other)
+	if resp, _ := serve(t, a, r); resp.Status != 200 {
+		t.Fatalf("logout everywhere: %d %s", resp.Status, resp.Body)
+	}
+	r = jsonReq("POST", "/api:x/auth/logout", map[string]any{})
+	r.AddCookie(session)
+	resp, _ = serve(t, a, r)
+	if resp.Status != http.StatusUnauthorized {
+		t.Errorf("logout with a revoked cookie: %d %s, want 401", resp.Status, resp.Body)
+	}
+	cleared := false
+	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
+		cleared = cleared || (c.Name == DefaultCookieName && c.MaxAge < 0)
+	}
+	if !cleared {
+		t.Errorf("dead session cookie not cleared: Set-Cookie %q", resp.Header.Values("Set-Cookie"))
+	}
+}
