@@ -27,10 +27,17 @@ import (
 //   - Generated keys live in the store under keysMetaName, newest first,
 //     each with the time it was retired. RotateKeys (admin API) adds a new
 //     one.
-//   - Configured keys (`key` lines) are rotated by putting a new key first;
-//     the store remembers, by fingerprint, when each configured key stopped
-//     being first, and stops accepting it once its lifetime is over (with
-//     a warning to remove it from the config).
+//   - Configured keys (`key` lines) are rotated by putting a new key first.
+//     The store remembers, by fingerprint, the last time each configured
+//     key was seen signing: a config with it first records that when it is
+//     provisioned, started and stopped, and at every sweep while it runs.
+//     Caddy provisions a new config before it knows whether it will run,
+//     and keeps the old one running when it does not, so the time a key
+//     stopped being first cannot be recorded when a config without it
+//     first is merely loaded. A key that is no longer first stops
+//     verifying once its tokens have expired, plus one sweep interval (the
+//     most a crash can have kept from the record), with a warning to
+//     remove it from the config.
 const (
 	keysMetaName       = "token_keys"
 	configKeysMetaName = "config_keys"
@@ -43,10 +50,25 @@ type storedKey struct {
 	Retired int64  `json:"retired,omitempty"`
 }
 
-// configKeyState is what the store remembers of a configured key.
+// configKeyState is what the store remembers of a configured key, in unix
+// seconds.
 type configKeyState struct {
 	FirstSeen int64 `json:"first_seen"`
-	Demoted   int64 `json:"demoted,omitempty"`
+	// LastFirst is the last time the key was seen first, i.e. signing.
+	LastFirst int64 `json:"last_first,omitempty"`
+	// Demoted is when a version before LastFirst existed saw the key no
+	// longer first; only stores those versions wrote have it.
+	Demoted int64 `json:"demoted,omitempty"`
+}
+
+// signedUntil is the latest time the key may have signed a token.
+func (s configKeyState) signedUntil() int64 { return max(s.FirstSeen, s.LastFirst, s.Demoted) }
+
+// configuredKeys are the resolved `key` lines of a config, first (signing)
+// key first.
+type configuredKeys struct {
+	raw [][]byte
+	fps []string // short sha256 fingerprints, to name keys without showing them
 }
 
 // now is the app's clock; tests replace it.
@@ -132,11 +154,20 @@ func (a *App) RotateKeys(ctx context.Context) (int, error) {
 	return ring.Len(), nil
 }
 
-// refreshStoredKeys drops generated keys whose tokens have all expired;
-// the sweeper calls it so that a retired key goes away on time even
-// without a restart.
-func (a *App) refreshStoredKeys(ctx context.Context, now time.Time) error {
-	if len(a.Keys) > 0 {
+// refreshKeys drops keys whose tokens have all expired, and records that
+// the configured signing key is still signing; the sweeper calls it so
+// that a retired key goes away on time even without a restart.
+func (a *App) refreshKeys(ctx context.Context, now time.Time) error {
+	if a.configKeys != nil {
+		ring, err := a.recordSigningKey(ctx, now)
+		if err != nil {
+			return err
+		}
+		if ring.Len() != a.svc.Keys().Len() {
+			a.svc.SetKeys(ring)
+			a.logger.Warn("a configured token key is past its lifetime and no longer verifies; remove it from the config",
+				zap.Int("keys", ring.Len()))
+		}
 		return nil
 	}
 	val, err := a.svc.Store.MetaUpdate(ctx, keysMetaName, func(old []byte) ([]byte, error) {
@@ -198,11 +229,10 @@ func ringOf(data []byte) (*token.Ring, error) {
 	return token.NewRing(raw...)
 }
 
-// loadConfiguredKeys resolves the `key` placeholders and drops keys that
-// stopped being first longer ago than a token lives.
+// loadConfiguredKeys resolves the `key` placeholders, records the first
+// key as signing and drops keys whose tokens have all expired.
 func (a *App) loadConfiguredKeys(ctx context.Context, repl *caddy.Replacer, st store.Store) (*token.Ring, error) {
-	keys := make([][]byte, 0, len(a.Keys))
-	fps := make([]string, 0, len(a.Keys))
+	ck := &configuredKeys{}
 	for i, k := range a.Keys {
 		resolved, err := repl.ReplaceOrErr(k, true, true)
 		if err != nil {
@@ -213,27 +243,48 @@ func (a *App) loadConfiguredKeys(ctx context.Context, repl *caddy.Replacer, st s
 			return nil, fmt.Errorf("key %d: %v", i+1, err)
 		}
 		sum := sha256.Sum256(raw)
-		keys = append(keys, raw)
-		fps = append(fps, hex.EncodeToString(sum[:8]))
+		ck.raw = append(ck.raw, raw)
+		ck.fps = append(ck.fps, hex.EncodeToString(sum[:8]))
 	}
-	now := a.now().Unix()
-	life := int64(a.maxTokenLifetime() / time.Second)
+	a.configKeys = ck
+	return a.recordSigningKeyIn(ctx, st, a.now(), true)
+}
+
+// recordSigningKey records in the store that the first configured key
+// signs at now, and returns the ring of the configured keys whose tokens
+// may still be valid.
+func (a *App) recordSigningKey(ctx context.Context, now time.Time) (*token.Ring, error) {
+	return a.recordSigningKeyIn(ctx, a.svc.Store, now, false)
+}
+
+func (a *App) recordSigningKeyIn(ctx context.Context, st store.Store, now time.Time, warn bool) (*token.Ring, error) {
+	ck := a.configKeys
+	unix := now.Unix()
 	var states map[string]configKeyState
 	_, err := st.MetaUpdate(ctx, configKeysMetaName, func(old []byte) ([]byte, error) {
 		states = map[string]configKeyState{}
 		if old != nil {
 			_ = json.Unmarshal(old, &states) // unreadable state starts afresh
 		}
-		for i, fp := range fps {
+		for i, fp := range ck.fps {
 			s, seen := states[fp]
-			if !seen {
-				s.FirstSeen = now
-			}
 			switch {
-			case i == 0:
+			case !seen:
+				// LastFirst is set even for a key that is not first, so
+				// that the state is never taken for an earlier version's
+				// (below). signedUntil is FirstSeen either way: a key
+				// never first here verifies for a token lifetime, in case
+				// it signed elsewhere.
+				s.FirstSeen, s.LastFirst = unix, unix
+			case s.LastFirst == 0 && s.Demoted == 0:
+				// Written by a version that did not record signing: the
+				// key was first in the last config that version loaded,
+				// and may have signed until now.
+				s.LastFirst = unix
+			}
+			if i == 0 {
+				s.LastFirst = max(s.LastFirst, unix)
 				s.Demoted = 0
-			case s.Demoted == 0:
-				s.Demoted = now
 			}
 			states[fp] = s
 		}
@@ -242,14 +293,17 @@ func (a *App) loadConfiguredKeys(ctx context.Context, repl *caddy.Replacer, st s
 	if err != nil {
 		return nil, fmt.Errorf("recording configured keys: %v", err)
 	}
-	ring := keys[:1]
-	for i := 1; i < len(keys); i++ {
-		if d := states[fps[i]].Demoted; d != 0 && now >= d+life {
-			a.logger.Warn("a configured token key is past its lifetime and no longer verifies; remove it from the config",
-				zap.Int("key", i+1), zap.String("fingerprint", fps[i]))
+	life := int64((a.maxTokenLifetime() + a.sweepInterval()) / time.Second)
+	ring := ck.raw[:1:1]
+	for i := 1; i < len(ck.raw); i++ {
+		if unix >= states[ck.fps[i]].signedUntil()+life {
+			if warn {
+				a.logger.Warn("a configured token key is past its lifetime and no longer verifies; remove it from the config",
+					zap.Int("key", i+1), zap.String("fingerprint", ck.fps[i]))
+			}
 			continue
 		}
-		ring = append(ring, keys[i])
+		ring = append(ring, ck.raw[i])
 	}
 	return token.NewRing(ring...)
 }

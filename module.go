@@ -10,6 +10,7 @@
 package xanoauth
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -89,11 +90,12 @@ type App struct {
 	// default value.
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
 
-	svc     *handlers.Service
-	poolKey string // set only once the store handle was acquired
-	logger  *zap.Logger
-	ctx     caddy.Context
-	clock   func() time.Time // nil: time.Now
+	svc        *handlers.Service
+	poolKey    string // set only once the store handle was acquired
+	logger     *zap.Logger
+	ctx        caddy.Context
+	clock      func() time.Time // nil: time.Now
+	configKeys *configuredKeys  // nil when the keys are generated
 }
 
 // StorageConfig configures the user store.
@@ -253,12 +255,28 @@ func (a *App) Validate() error { return nil }
 // Start implements caddy.App: it starts the sweeper, which lives exactly
 // as long as this config (its context ends when the config is unloaded).
 func (a *App) Start() error {
-	interval := time.Duration(a.SweepInterval)
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	go a.sweep(interval)
+	a.recordSigning()
+	go a.sweep(a.sweepInterval())
 	return nil
+}
+
+func (a *App) sweepInterval() time.Duration {
+	if d := time.Duration(a.SweepInterval); d > 0 {
+		return d
+	}
+	return time.Minute
+}
+
+// recordSigning records that this config's configured signing key signs
+// now (keys.go); a failure costs at most an early retirement of that key
+// later, so it is logged and not returned.
+func (a *App) recordSigning() {
+	if a.configKeys == nil {
+		return
+	}
+	if _, err := a.recordSigningKey(context.Background(), a.now()); err != nil {
+		a.logger.Error("recording the signing key", zap.Error(err))
+	}
 }
 
 // sweep prunes expired session state and retired keys until the config's
@@ -272,7 +290,7 @@ func (a *App) sweep(interval time.Duration) {
 			return
 		case now := <-t.C:
 			a.prune(now)
-			if err := a.refreshStoredKeys(a.ctx, now); err != nil && a.ctx.Err() == nil {
+			if err := a.refreshKeys(a.ctx, now); err != nil && a.ctx.Err() == nil {
 				a.logger.Error("pruning retired keys", zap.Error(err))
 			}
 		}
@@ -291,8 +309,12 @@ func (a *App) prune(now time.Time) {
 	}
 }
 
-// Stop implements caddy.App; the store is released in Cleanup.
-func (a *App) Stop() error { return nil }
+// Stop implements caddy.App: the configured signing key signed until now.
+// The store is released in Cleanup.
+func (a *App) Stop() error {
+	a.recordSigning()
+	return nil
+}
 
 // Service returns the state shared by the handlers.
 func (a *App) Service() *handlers.Service { return a.svc }
