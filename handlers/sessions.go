@@ -271,6 +271,18 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 
 	now := a.Svc.now()
 	if p, ok := a.Svc.sessions.recent(hash, now); ok {
+		// The same pair again, if it still holds: its session may have
+		// been logged out since, and a refresh token is this table's and
+		// this data source's only.
+		c, err := a.Svc.Keys().Verify(p.Access, now, a.Svc.Leeway)
+		switch {
+		case err != nil || c.Table != t.Name:
+			return unauthorized(MsgInvalidRefresh)
+		case c.DS != ds:
+			return unauthorized(MsgOtherDataSource)
+		case a.Svc.Store.IsRevoked(store.Realm{DataSource: c.DS, Table: c.Table}, c.ID, c.SID, c.IssuedAt):
+			return unauthorized(MsgInvalidRefresh)
+		}
 		return a.sendPair(w, p)
 	}
 	rt, err := a.Svc.Store.RefreshTokenByHash(r.Context(), hash)

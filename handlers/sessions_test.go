@@ -123,6 +123,36 @@ func TestRefreshRotationGraceAndReuse(t *testing.T) {
 	wantError(t, f.refresh(t, rt2), 401, CodeUnauthorized, MsgInvalidRefresh, "")
 }
 
+// TestRefreshGraceChecksThePair: within the grace window a spent refresh
+// token gets its pair again only while that pair holds: not once its
+// session was logged out, and not through another table's or data
+// source's endpoint.
+func TestRefreshGraceChecksThePair(t *testing.T) {
+	f := refreshFixture(t)
+	f.svc.Tables["admin"].RefreshTTL = 24 * time.Hour
+	f.signup(t, "grace@example.com", "secret123")
+	_, rt := f.login(t, "grace@example.com", "secret123")
+	r := f.refresh(t, rt)
+	if r.Status != 200 {
+		t.Fatalf("refresh: %d %s", r.Status, r.Body)
+	}
+	access := r.json(t)["authToken"].(string)
+
+	resp, _ := serve(t, f.auth("admin"), jsonReq("POST", "/api:x/auth/refresh", map[string]any{"refreshToken": rt}))
+	wantError(t, resp, 401, CodeUnauthorized, MsgInvalidRefresh, "")
+	other := jsonReq("POST", "/api:x/auth/refresh", map[string]any{"refreshToken": rt})
+	other.Header.Set("X-Data-Source", "test")
+	resp, _ = serve(t, f.auth("user"), other)
+	wantError(t, resp, 401, CodeUnauthorized, MsgOtherDataSource, "")
+
+	out := jsonReq("POST", "/api:x/auth/logout", map[string]any{})
+	out.Header.Set("Authorization", "Bearer "+access)
+	if resp, _ := serve(t, f.auth("user"), out); resp.Status != 200 {
+		t.Fatalf("logout: %d %s", resp.Status, resp.Body)
+	}
+	wantError(t, f.refresh(t, rt), 401, CodeUnauthorized, MsgInvalidRefresh, "")
+}
+
 func TestConcurrentRefreshSamePair(t *testing.T) {
 	f := refreshFixture(t)
 	f.signup(t, "tabs@example.com", "secret123")
