@@ -538,3 +538,38 @@ func TestCORSExposesRetryAfter(t *testing.T) {
 		t.Fatalf("%d %v", resp.Status, h)
 	}
 }
+
+// TestLoginPageOnlyAtLocalPaths: a request path such as
+// //evil.example/auth/login reaches the handler as sent, and the page uses
+// its own path as its form action and the logout's redirect target. Such a
+// path is answered as an API call, so nothing on the page or in a redirect
+// points at another host.
+func TestLoginPageOnlyAtLocalPaths(t *testing.T) {
+	f := newFixture(t)
+	tmpl, err := ParseLoginTemplate("mine", `<form method="post" action="{{.Action}}"></form>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range []*LoginPage{{Template: tmpl}, {Path: "/login", Template: tmpl}, {}} {
+		a := f.browserAuth(SessionCookie{}, page)
+		for _, target := range []string{
+			"https://victim.example//evil.example/auth/login",
+			"https://victim.example//evil.example/auth/login/logout",
+			"https://victim.example/%5Cevil.example/auth/login",
+			"https://victim.example/%09/evil.example/auth/login/logout",
+		} {
+			resp, _ := serve(t, a, browserNav(httptest.NewRequest("GET", target, nil), "none"))
+			if strings.Contains(string(resp.Body), "evil.example") {
+				t.Errorf("page %+v, GET %s: body names the other host: %s", *page, target, resp.Body)
+			}
+			if loc := resp.Header.Get("Location"); strings.Contains(loc, "evil.example") {
+				t.Errorf("page %+v, GET %s: redirects to %q", *page, target, loc)
+			}
+		}
+		// The page itself is still served at a local path.
+		resp, _ := serve(t, a, browserNav(httptest.NewRequest("GET", "https://victim.example/api:x/auth/login", nil), "none"))
+		if resp.Status != 200 || !strings.Contains(string(resp.Body), "<form") {
+			t.Errorf("page %+v at a local path: %d %s", *page, resp.Status, resp.Body)
+		}
+	}
+}

@@ -85,6 +85,9 @@ func (a *Auth) serveBrowser(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	path := r.URL.Path
+	if !pagePath(path) {
+		return false // answered as an API call, which echoes no path
+	}
 	switch {
 	case p.Path != "" && path == p.Path:
 		switch r.Method {

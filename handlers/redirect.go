@@ -35,6 +35,23 @@ func SafeReturn(s string) bool {
 	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
 }
 
+// pagePath reports whether a request path may stand in the login page as
+// its form action, its links and the logout's redirect target: Go hands
+// over a path such as //evil.example/auth/login as it was sent, and a
+// browser takes it, or /\evil.example/..., or one with a tab or newline it
+// strips, for another host.
+func pagePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < ' ' || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // wantsHTML reports whether the request's Accept header lists text/html
 // explicitly. "*/*" does not count: API clients send it.
 func wantsHTML(r *http.Request) bool {
