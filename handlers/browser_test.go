@@ -129,16 +129,41 @@ func TestSessionCookieAttributes(t *testing.T) {
 			t.Fatalf("%d %q", resp.Status, resp.Header.Values("Set-Cookie"))
 		}
 	})
-	t.Run("no cookie for a cross-site request unless SameSite=None", func(t *testing.T) {
+	// Another origin gets the cookie only if `cors` lists it (a sibling
+	// subdomain is same-site, but not this origin: login CSRF), and a
+	// cross-site one only with SameSite=None as well.
+	t.Run("cookie for another origin only if cors lists it", func(t *testing.T) {
+		none := SessionCookie{SameSite: http.SameSiteNoneMode}
 		for _, c := range []struct {
 			cookie SessionCookie
+			site   string
+			origin string
+			cors   []string
 			want   bool
-		}{{SessionCookie{}, false}, {SessionCookie{SameSite: http.SameSiteNoneMode}, true}} {
+		}{
+			{SessionCookie{}, "same-origin", "http://localhost", nil, true},
+			{SessionCookie{}, "", "", nil, true},
+			{SessionCookie{}, "none", "", nil, true},
+			{SessionCookie{}, "same-site", "http://evil.localhost", nil, false},
+			{SessionCookie{}, "", "http://evil.localhost", nil, false},
+			{SessionCookie{}, "same-site", "http://app.localhost", []string{"http://app.localhost"}, true},
+			{SessionCookie{}, "same-site", "http://evil.localhost", []string{"http://app.localhost"}, false},
+			{SessionCookie{}, "cross-site", "https://app.example", []string{"https://app.example"}, false},
+			{none, "cross-site", "https://app.example", nil, false},
+			{none, "cross-site", "https://app.example", []string{"https://app.example"}, true},
+		} {
 			r := jsonReq("POST", "http://localhost/api:x/auth/login", map[string]any{"email": "c@example.com", "password": "secret123"})
-			r.Header.Set("Sec-Fetch-Site", "cross-site")
-			resp, _ := serve(t, f.browserAuth(c.cookie, nil), r)
+			if c.site != "" {
+				r.Header.Set("Sec-Fetch-Site", c.site)
+			}
+			if c.origin != "" {
+				r.Header.Set("Origin", c.origin)
+			}
+			a := f.browserAuth(c.cookie, nil)
+			a.CORS.Origins = c.cors
+			resp, _ := serve(t, a, r)
 			if got := cookiesOf(resp)[DefaultCookieName] != nil; resp.Status != 200 || got != c.want {
-				t.Fatalf("SameSite %v: %d, cookie set %v", c.cookie.SameSite, resp.Status, got)
+				t.Errorf("SameSite %v, Sec-Fetch-Site %q, Origin %q, cors %q: %d, cookie set %v", c.cookie.SameSite, c.site, c.origin, c.cors, resp.Status, got)
 			}
 		}
 	})
@@ -571,5 +596,38 @@ func TestLoginPageOnlyAtLocalPaths(t *testing.T) {
 		if resp.Status != 200 || !strings.Contains(string(resp.Body), "<form") {
 			t.Errorf("page %+v at a local path: %d %s", *page, resp.Status, resp.Body)
 		}
+	}
+}
+
+// TestLogoutIgnoresCookieFromOtherOrigins: the JSON logout reads the
+// session cookie only for this origin and origins `cors` lists, so a
+// sibling subdomain cannot log the user out with a simple request.
+func TestLogoutIgnoresCookieFromOtherOrigins(t *testing.T) {
+	f := newFixture(t)
+	f.signup(t, "ann@example.com", "secret123")
+	a := f.browserAuth(SessionCookie{}, nil)
+	resp, _ := serve(t, a, jsonReq("POST", "https://app.example.com/api:x/auth/login", map[string]any{"email": "ann@example.com", "password": "secret123"}))
+	ck := cookiesOf(resp)[DefaultCookieName]
+	if ck == nil {
+		t.Fatal("login set no session cookie")
+	}
+	logout := func(origin string) response {
+		r := formReq("https://app.example.com/api:x/auth/logout", url.Values{"all": {"true"}})
+		r.Header.Set("Sec-Fetch-Site", "same-site")
+		r.Header.Set("Origin", origin)
+		r.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		resp, _ := serve(t, a, r)
+		return resp
+	}
+	wantError(t, logout("https://evil.example.com"), 401, CodeUnauthorized, MsgAuthRequired, "")
+	if got := f.me(t, ck.Value); got != 200 {
+		t.Fatalf("session after a logout from another origin: %d, want 200", got)
+	}
+	a.CORS.Origins = []string{"https://www.example.com"}
+	if resp := logout("https://www.example.com"); resp.Status != 200 {
+		t.Fatalf("logout from a listed origin: %d %s", resp.Status, resp.Body)
+	}
+	if got := f.me(t, ck.Value); got != 401 {
+		t.Errorf("session after a logout from a listed origin: %d, want 401", got)
 	}
 }

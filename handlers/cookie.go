@@ -3,6 +3,7 @@ package handlers
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -118,14 +119,30 @@ func (c *SessionCookie) build(r *http.Request, v string, maxAge int) *http.Cooki
 	}
 }
 
+// cookieOrigin reports whether the session cookie may be set or used for
+// r: for requests from this origin (or the user's own navigation), and
+// from origins the operator listed in `cors`. Any other origin, a sibling
+// subdomain included, can send a login or logout as a simple request (a
+// urlencoded body needs no preflight) that the browser lets carry and set
+// this site's cookie: setting it would be login CSRF (the attacker's
+// account in the victim's browser), and reading it would let that origin
+// log the user out.
+func (a *Auth) cookieOrigin(r *http.Request) bool {
+	if originOK(r) {
+		return true
+	}
+	o := r.Header.Get("Origin")
+	return o != "" && len(a.CORS.Origins) > 0 && slices.Contains(a.CORS.Origins, o)
+}
+
 // setSessionCookie sets the access token in the session cookie, for
-// login and signup answers, with Max-Age the token's lifetime. It does
-// nothing without cookie sessions, and nothing for a cross-site browser
-// request unless SameSite is None: the browser would drop such a cookie
-// anyway (fetch from another site), or it would be login CSRF (a
-// cross-site form posting the attacker's credentials).
+// login, signup and refresh answers, with Max-Age the token's lifetime. It
+// does nothing without cookie sessions, and nothing for a request from
+// another origin that `cors` does not list (cookieOrigin); for one it
+// lists, a cross-site request gets the cookie only with SameSite None,
+// since the browser would drop it anyway.
 func (a *Auth) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, ttl time.Duration) {
-	if a.Browser == nil || token == "" {
+	if a.Browser == nil || token == "" || !a.cookieOrigin(r) {
 		return
 	}
 	c := &a.Browser.Cookie
@@ -150,10 +167,11 @@ func (a *Auth) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionCookieNames lists the cookie that may carry this handler's token
-// (for endpoints that accept it, such as logout), or nil without cookie
-// sessions.
-func (a *Auth) sessionCookieNames() []string {
-	if a.Browser == nil {
+// in r (for endpoints that accept it, such as logout), or nil without
+// cookie sessions or for a request from an origin that may not use it
+// (cookieOrigin).
+func (a *Auth) sessionCookieNames(r *http.Request) []string {
+	if a.Browser == nil || !a.cookieOrigin(r) {
 		return nil
 	}
 	return []string{a.Browser.Cookie.name()}

@@ -353,7 +353,7 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 	// logout: the refresh token beside it (a client that refreshes lazily
 	// holds both) still ends its session, and a dead session cookie is
 	// still cleared.
-	c, authErr := a.Svc.authenticate(r, a.sessionCookieNames(), []string{t.Name})
+	c, authErr := a.Svc.authenticate(r, a.sessionCookieNames(r), []string{t.Name})
 	if authErr != nil && authErr.Status != http.StatusUnauthorized {
 		return authErr
 	}
