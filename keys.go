@@ -80,7 +80,7 @@ func (a *App) now() time.Time {
 }
 
 // maxTokenLifetime is how long a retired key must keep verifying: the
-// longest lifetime any table's tokens have had (rememberTokenLifetimes).
+// longest lifetime any table's tokens have had (loadTokenLifetimes, recordTokenLifetimes).
 func (a *App) maxTokenLifetime() time.Duration {
 	longest := time.Duration(0)
 	for _, t := range a.svc.Tables {

@@ -195,7 +195,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := rememberTokenLifetimes(ctx, st, tables); err != nil {
+	if err := loadTokenLifetimes(ctx, st, tables); err != nil {
 		return err
 	}
 	a.svc = &handlers.Service{
@@ -255,6 +255,10 @@ func (a *App) Validate() error { return nil }
 // Start implements caddy.App: it starts the sweeper, which lives exactly
 // as long as this config (its context ends when the config is unloaded).
 func (a *App) Start() error {
+	// Only a config that runs mints tokens: its lifetimes count from now.
+	if err := recordTokenLifetimes(a.ctx, a.svc.Store, a.svc.Tables); err != nil {
+		return err
+	}
 	a.recordSigning()
 	go a.sweep(a.sweepInterval())
 	return nil

@@ -99,10 +99,11 @@ func TestPruneKeepsRevocationsThroughLeeway(t *testing.T) {
 // TestLongestTokenLifetimeRemembered: shortening token_ttl leaves tokens
 // of the old lifetime valid until their exp, so the app remembers the
 // longest lifetime per table across restarts, for cutoffs and key
-// retirement; lengthening it takes effect at once.
+// retirement; lengthening it takes effect at once. Only configs that ran
+// count: one Caddy provisioned and abandoned never minted a token.
 func TestLongestTokenLifetimeRemembered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.db")
-	provision := func(ttl time.Duration) (longest, keys time.Duration) {
+	run := func(ttl time.Duration, start bool) (keys time.Duration) {
 		t.Helper()
 		app := &App{Storage: &StorageConfig{Path: path},
 			Tables: map[string]*TableConfig{"user": {TokenTTL: caddy.Duration(ttl)}}}
@@ -112,16 +113,31 @@ func TestLongestTokenLifetimeRemembered(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer app.Cleanup()
-		return app.Service().Tables["user"].LongestTokenTTL, app.maxTokenLifetime()
+		if start {
+			if err := app.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer app.Stop()
+		}
+		if got := app.Service().Tables["user"].MaxTokenTTL(); got != app.maxTokenLifetime() {
+			t.Errorf("table's longest lifetime %v, keys retire after %v", got, app.maxTokenLifetime())
+		}
+		return app.maxTokenLifetime()
 	}
-	for _, c := range []struct{ ttl, want time.Duration }{
-		{48 * time.Hour, 48 * time.Hour},
-		{time.Hour, 48 * time.Hour},
-		{72 * time.Hour, 72 * time.Hour},
-		{time.Hour, 72 * time.Hour},
+	for _, c := range []struct {
+		ttl   time.Duration
+		start bool
+		want  time.Duration
+	}{
+		{48 * time.Hour, true, 48 * time.Hour},
+		{time.Hour, true, 48 * time.Hour},
+		{72 * time.Hour, true, 72 * time.Hour},
+		{time.Hour, true, 72 * time.Hour},
+		{8760 * time.Hour, false, 8760 * time.Hour}, // its own tables count while it lives
+		{time.Hour, true, 72 * time.Hour},           // but it left nothing behind
 	} {
-		if longest, keys := provision(c.ttl); longest != c.want || keys != c.want {
-			t.Errorf("token_ttl %v: longest lifetime %v, keys retire after %v; want %v", c.ttl, longest, keys, c.want)
+		if keys := run(c.ttl, c.start); keys != c.want {
+			t.Errorf("token_ttl %v (started %v): keys retire after %v; want %v", c.ttl, c.start, keys, c.want)
 		}
 	}
 }

@@ -512,6 +512,24 @@ func validMetaName(name string) error {
 // check and the insert happen in one write transaction, with init called
 // inside it, so init runs at most once per name and every concurrent
 // caller sees the winner's value.
+// MetaGet implements Store.
+func (b *Bolt) MetaGet(ctx context.Context, name string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := validMetaName(name); err != nil {
+		return nil, err
+	}
+	var out []byte
+	if err := b.db.View(func(tx *bolt.Tx) error {
+		out, _ = metaGet(tx, []byte(name))
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading meta %q: %w", name, err)
+	}
+	return out, nil
+}
+
 func (b *Bolt) MetaGetOrInit(ctx context.Context, name string, init func() ([]byte, error)) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -506,6 +506,25 @@ func TestMetaPut(t *testing.T) {
 	}
 }
 
+func TestMetaGet(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := context.Background()
+	if v, err := db.MetaGet(ctx, "k"); err != nil || v != nil {
+		t.Fatalf("absent: %q, %v; want nil", v, err)
+	}
+	if err := db.MetaPut(ctx, "k", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.MetaGet(ctx, "k")
+	if err != nil || string(v) != "one" {
+		t.Fatalf("MetaGet = %q, %v; want one", v, err)
+	}
+	v[0] = 'X' // the caller's copy: the stored value stays
+	if v, _ := db.MetaGet(ctx, "k"); string(v) != "one" {
+		t.Errorf("after changing the returned slice: %q", v)
+	}
+}
+
 func TestSecondOpenIsLocked(t *testing.T) {
 	_, path := openTemp(t)
 	start := time.Now()

@@ -68,6 +68,8 @@ type Store interface {
 	// did); an error from fn aborts the update and is returned unchanged.
 	// ErrNotFound if absent.
 	UpdateUser(ctx context.Context, realm Realm, id int64, fn func(*User) error) error
+	// MetaGet returns the value stored under name, or nil if absent.
+	MetaGet(ctx context.Context, name string) ([]byte, error)
 	// MetaGetOrInit returns the value stored under name; if absent it
 	// stores and returns init()'s value, atomically (one write
 	// transaction), so concurrent callers — even across a reload — all
