@@ -88,6 +88,11 @@ func (ah *AuthHandler) Validate() error {
 	if ah.MaxBodySize < 0 {
 		return fmt.Errorf("xano_auth: max_body_size cannot be negative")
 	}
+	for _, o := range ah.CORSOrigins {
+		if err := handlers.CheckOrigin(o); err != nil {
+			return fmt.Errorf("xano_auth: cors: %v", err)
+		}
+	}
 	if err := ah.validateBrowser(); err != nil {
 		return fmt.Errorf("xano_auth: %v", err)
 	}

@@ -1,6 +1,7 @@
 package xanoauth
 
 import (
+	"net/http"
 	"strconv"
 
 	"github.com/dustin/go-humanize"
@@ -10,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/xanoauth/caddy-xanoauth/handlers"
 )
 
 func init() {
@@ -59,7 +62,12 @@ func init() {
 //
 // `key` may repeat (newest first); `table` and `default` may repeat with
 // different names; every other sub-directive may appear once.
-func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		// Caddy would keep only the last block, silently dropping the
+		// other's settings (a `signup closed`, say).
+		return nil, d.Err("the xano global option is given twice: merge the blocks into one")
+	}
 	app := new(App)
 	if err := app.UnmarshalCaddyfile(d); err != nil {
 		return nil, err
@@ -101,7 +109,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				sub[so] = true
 				switch so {
 				case "lock_timeout":
-					dur, err := parseDuration(d)
+					dur, err := parsePositiveDuration(d, "lock_timeout")
 					if err != nil {
 						return err
 					}
@@ -128,7 +136,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Leeway = dur
 		case "sweep_interval":
-			dur, err := parseDuration(d)
+			dur, err := parsePositiveDuration(d, "sweep_interval")
 			if err != nil {
 				return err
 			}
@@ -210,7 +218,7 @@ func (a *App) parseTable(d *caddyfile.Dispenser) error {
 			}
 			tc.Defaults[field] = value
 		case "token_ttl":
-			dur, err := parseDuration(d)
+			dur, err := parsePositiveDuration(d, "token_ttl")
 			if err != nil {
 				return err
 			}
@@ -222,7 +230,7 @@ func (a *App) parseTable(d *caddyfile.Dispenser) error {
 			}
 			tc.RefreshTTL = dur
 		case "refresh_grace":
-			dur, err := parseDuration(d)
+			dur, err := parsePositiveDuration(d, "refresh_grace")
 			if err != nil {
 				return err
 			}
@@ -335,9 +343,14 @@ func (ah *AuthHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if len(args) == 1 && args[0] == "off" {
 				ah.DisableCORS = true
-			} else {
-				ah.CORSOrigins = args
+				break
 			}
+			for _, o := range args {
+				if err := handlers.CheckOrigin(o); err != nil {
+					return d.Errf("cors: %v", err)
+				}
+			}
+			ah.CORSOrigins = args
 		case "cookie", "login_page", "logout_page", "login_template":
 			if err := ah.parseBrowserOption(d, opt); err != nil {
 				return err
@@ -420,8 +433,10 @@ func (gh *GuardHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if gh.Headers == nil {
 				gh.Headers = map[string]string{}
 			}
-			if _, dup := gh.Headers[field]; dup {
-				return d.Errf("duplicate header %q", field)
+			for h := range gh.Headers {
+				if http.CanonicalHeaderKey(h) == http.CanonicalHeaderKey(field) {
+					return d.Errf("duplicate header %q (header names ignore case)", field)
+				}
 			}
 			gh.Headers[field] = claim
 		case "redirect":
@@ -445,6 +460,16 @@ func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.Errf("invalid duration %q", s)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// parsePositiveDuration is parseDuration for options where 0 would mean
+// the default: written out, it is a mistake.
+func parsePositiveDuration(d *caddyfile.Dispenser, opt string) (caddy.Duration, error) {
+	dur, err := parseDuration(d)
+	if err == nil && dur == 0 {
+		return 0, d.Errf("%s must be positive (0 would mean the default)", opt)
+	}
+	return dur, err
 }
 
 func parseInt(d *caddyfile.Dispenser) (int, error) {

@@ -72,6 +72,15 @@ func TestParseErrorsCarryFileAndLine(t *testing.T) {
 		{"bad optional argument", "xano_guard {\n\toptional maybe\n}", "Testfile:2", guardParse},
 		{"require without value", "xano_guard {\n\trequire extras.role\n}", "Testfile:2", guardParse},
 		{"duplicate header", "xano_guard {\n\theader X-A id\n\theader X-A table\n}", "Testfile:3", guardParse},
+		{"duplicate header in another case", "xano_guard {\n\theader X-User-Id id\n\theader x-user-id extras.role\n}", "Testfile:3", guardParse},
+		{"zero token_ttl", "xano {\n\ttable a {\n\t\ttoken_ttl 0\n\t}\n}", "Testfile:3", globalParse},
+		{"zero refresh_grace", "xano {\n\ttable a {\n\t\trefresh_grace 0s\n\t}\n}", "Testfile:3", globalParse},
+		{"zero sweep_interval", "xano {\n\tsweep_interval 0\n}", "Testfile:2", globalParse},
+		{"cors wildcard", "xano_auth {\n\tcors *\n}", "Testfile:2", authParse},
+		{"cors with a path", "xano_auth {\n\tcors https://app.example.com/\n}", "Testfile:2", authParse},
+		{"cors without scheme", "xano_auth {\n\tcors app.example.com\n}", "Testfile:2", authParse},
+		{"cors in upper case", "xano_auth {\n\tcors https://App.Example.com\n}", "Testfile:2", authParse},
+		{"cors off among origins", "xano_auth {\n\tcors off https://a.example\n}", "Testfile:2", authParse},
 		{"argument on directive", "xano_guard extra", "Testfile:1", guardParse},
 	}
 	for _, c := range cases {
@@ -166,5 +175,16 @@ func TestAdaptCaddyfile(t *testing.T) {
 	ip, ir := strings.Index(s, `"handler":"reverse_proxy"`), strings.Index(s, `"handler":"static_response"`)
 	if ia < 0 || ig < 0 || ip < 0 || ir < 0 || !(ia < ig && ig < ip && ig < ir) {
 		t.Fatalf("handler order wrong (auth %d, guard %d, proxy %d, respond %d): %s", ia, ig, ip, ir, s)
+	}
+}
+
+// TestDuplicateGlobalBlock: Caddy keeps the last of two `xano` blocks, so
+// the first's settings would vanish without a word (a `signup closed`
+// turned open); the second is an error instead.
+func TestDuplicateGlobalBlock(t *testing.T) {
+	input := "{\n\txano {\n\t\ttable user {\n\t\t\tsignup closed\n\t\t}\n\t}\n\txano {\n\t\tleeway 1s\n\t}\n}\n:8080 {\n\trespond ok\n}\n"
+	_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Fatalf("two xano blocks: %v, want an error", err)
 	}
 }

@@ -229,6 +229,14 @@ func (a *App) validateConfig() error {
 	if a.HashConcurrency > 0 && a.HashConcurrencyBusy > a.HashConcurrency {
 		return fmt.Errorf("hash_concurrency_busy %d exceeds hash_concurrency %d", a.HashConcurrencyBusy, a.HashConcurrency)
 	}
+	if a.Leeway < 0 {
+		// A negative leeway would refuse every fresh token as not yet
+		// valid.
+		return fmt.Errorf("leeway cannot be negative")
+	}
+	if a.SweepInterval < 0 {
+		return fmt.Errorf("sweep_interval cannot be negative")
+	}
 	if a.Storage.Type != "bbolt" {
 		return fmt.Errorf("storage type %q is not supported (want bbolt)", a.Storage.Type)
 	}
@@ -427,6 +435,15 @@ func (tc *TableConfig) validate(name string) error {
 			if v != nil && *v < 0 {
 				return fmt.Errorf("password policy values cannot be negative")
 			}
+		}
+		pol := tc.build(name).Policy
+		maxLen := pol.MaxLength
+		if maxLen == 0 {
+			maxLen = 1024 // Policy's own default
+		}
+		if need := max(pol.MinLength, pol.MinLetters+pol.MinDigits); need > maxLen {
+			// No password could pass: every signup would be refused.
+			return fmt.Errorf("password policy needs %d characters but max_length is %d", need, maxLen)
 		}
 	}
 	return nil

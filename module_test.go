@@ -141,3 +141,42 @@ func TestLongestTokenLifetimeRemembered(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisionRefusesImpossibleConfig: JSON configs bypass the
+// Caddyfile's checks, so Provision refuses values that would make every
+// token or every signup fail, and AuthHandler those CORS origins no
+// browser ever sends.
+func TestProvisionRefusesImpossibleConfig(t *testing.T) {
+	n := func(v int) *int { return &v }
+	for _, c := range []struct {
+		name    string
+		app     App
+		wantErr string
+	}{
+		{"negative leeway", App{Leeway: caddy.Duration(-30 * time.Second)}, "leeway"},
+		{"negative sweep_interval", App{SweepInterval: caddy.Duration(-time.Second)}, "sweep_interval"},
+		{"min_length over max_length", App{Tables: map[string]*TableConfig{"user": {Password: &PasswordPolicy{MinLength: n(12), MaxLength: n(8)}}}}, "max_length is 8"},
+		{"letters and digits over max_length", App{Tables: map[string]*TableConfig{"user": {Password: &PasswordPolicy{MinLetters: n(6), MinDigits: n(6), MaxLength: n(10)}}}}, "needs 12"},
+		{"min_length over the default max_length", App{Tables: map[string]*TableConfig{"user": {Password: &PasswordPolicy{MinLength: n(2000)}}}}, "max_length is 1024"},
+	} {
+		app := c.app
+		app.Storage = &StorageConfig{Path: filepath.Join(t.TempDir(), "a.db")}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := app.Provision(ctx)
+		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.wantErr)
+		}
+		_ = app.Cleanup()
+		cancel()
+	}
+	for _, o := range []string{"*", "https://app.example.com/", "app.example.com", "https://App.example.com", "https://app.example.com?x"} {
+		if err := (&AuthHandler{CORSOrigins: []string{o}}).Validate(); err == nil {
+			t.Errorf("cors origin %q accepted", o)
+		}
+	}
+	for _, o := range []string{"https://app.example.com", "http://localhost:5173", "http://[::1]:8080"} {
+		if err := (&AuthHandler{CORSOrigins: []string{o}}).Validate(); err != nil {
+			t.Errorf("cors origin %q: %v", o, err)
+		}
+	}
+}

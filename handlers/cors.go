@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -63,4 +65,25 @@ func (c CORS) Handle(w http.ResponseWriter, r *http.Request) bool {
 	h.Set("Access-Control-Max-Age", "3600")
 	w.WriteHeader(http.StatusNoContent)
 	return true
+}
+
+// CheckOrigin reports why o cannot match a browser's Origin header, which
+// is always scheme://host[:port] in lower case, with no path: an entry
+// that never matches would block every call from the origin meant,
+// silently.
+func CheckOrigin(o string) error {
+	if o == "*" {
+		return fmt.Errorf("origin %q: any origin is the default; list origins only to restrict them", o)
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("origin %q: want scheme://host[:port], e.g. https://app.example.com", o)
+	}
+	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return fmt.Errorf("origin %q: an origin has no path, query or user (browsers send scheme://host[:port])", o)
+	}
+	if o != strings.ToLower(o) {
+		return fmt.Errorf("origin %q: browsers send origins in lower case (%s)", o, strings.ToLower(o))
+	}
+	return nil
 }
