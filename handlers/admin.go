@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/xanoauth/caddy-xanoauth/store"
 )
@@ -35,8 +37,17 @@ func (s *Service) AdminUpsert(ctx context.Context, ds, table, rawEmail, pw strin
 		if !slices.Contains(t.Fields, k) && !slices.Contains(t.Extras, k) {
 			return nil, &AdminInputError{fmt.Sprintf("field %q is not declared for table %q", k, table)}
 		}
-		if _, isText := v.(string); !isText {
+		text, isText := v.(string)
+		if !isText {
 			return nil, &AdminInputError{fmt.Sprintf("field %q must be text", k)}
+		}
+		// Signup's limits: an extra is minted into every token, and one
+		// too long would make every token of the user too long to verify.
+		if !utf8.ValidString(text) || strings.IndexByte(text, 0) >= 0 {
+			return nil, &AdminInputError{fmt.Sprintf("field %q must be valid UTF-8 without NUL", k)}
+		}
+		if utf8.RuneCountInString(text) > MaxFieldLength {
+			return nil, &AdminInputError{fmt.Sprintf("field %q exceeds the maximum length of %d characters", k, MaxFieldLength)}
 		}
 	}
 	var hash string

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/xanoauth/caddy-xanoauth/store"
@@ -85,5 +86,32 @@ func TestAdminUpsert(t *testing.T) {
 	}
 	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "ghost@example.com", "", nil, false); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("update unknown: %v", err)
+	}
+}
+
+// TestAdminUpsertFieldLimits: the operator's fields meet signup's limits:
+// an extra is minted into every token, and one too long would make every
+// token of the user too long to verify.
+func TestAdminUpsertFieldLimits(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	long := strings.Repeat("x", MaxFieldLength+1)
+	for _, fields := range []map[string]any{
+		{"name": long},
+		{"role": long},
+		{"name": "a\x00b"},
+		{"role": "\xff"},
+	} {
+		_, err := f.svc.AdminUpsert(ctx, "live", "user", "big@example.com", "secret123", fields, true)
+		var in *AdminInputError
+		if !errors.As(err, &in) {
+			t.Errorf("create with %q: %v, want an input error", fields, err)
+		}
+	}
+	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "ok@example.com", "secret123", map[string]any{"role": strings.Repeat("é", MaxFieldLength)}, true); err != nil {
+		t.Errorf("create with a field at the limit: %v", err)
+	}
+	if _, err := f.svc.AdminUpsert(ctx, "live", "user", "ok@example.com", "", map[string]any{"role": long}, false); err == nil {
+		t.Error("update with a field over the limit accepted")
 	}
 }
