@@ -174,7 +174,8 @@ func TestProvisionRefusesImpossibleConfig(t *testing.T) {
 			t.Errorf("cors origin %q accepted", o)
 		}
 	}
-	for _, o := range []string{"https://app.example.com", "http://localhost:5173", "http://[::1]:8080"} {
+	for _, o := range []string{"https://app.example.com", "http://localhost:5173", "http://[::1]:8080",
+		"capacitor://localhost", "ionic://localhost", "chrome-extension://abcdefghijklmnopabcdefghijklmnop"} {
 		if err := (&AuthHandler{CORSOrigins: []string{o}}).Validate(); err != nil {
 			t.Errorf("cors origin %q: %v", o, err)
 		}

@@ -75,8 +75,10 @@ func CheckOrigin(o string) error {
 	if o == "*" {
 		return fmt.Errorf("origin %q: any origin is the default; list origins only to restrict them", o)
 	}
+	// Any scheme: app webviews and extensions send capacitor://localhost,
+	// ionic://localhost or chrome-extension://<id>.
 	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
 		return fmt.Errorf("origin %q: want scheme://host[:port], e.g. https://app.example.com", o)
 	}
 	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
