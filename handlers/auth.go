@@ -232,10 +232,13 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 	if rehash {
 		checked = a.upgradeHash(r, log, realm, u, pw)
 	}
-	p, err := a.Svc.loginSession(r.Context(), t, ds, u, checked)
+	p, err := a.Svc.loginSession(r.Context(), t, ds, u, checked, pw)
 	if errors.Is(err, errPasswordChanged) {
 		log.Info("login refused: the password changed while it was checked", zap.Int64("user_id", u.ID))
 		return accessDenied(MsgInvalidCredentials)
+	}
+	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
+		return a.hashFailure(log, err)
 	}
 	if err != nil {
 		return a.fatal(log, "starting session", err)

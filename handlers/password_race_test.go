@@ -169,3 +169,57 @@ func TestPasswordChangeRacingAdminReset(t *testing.T) {
 		t.Errorf("the racing change's password: %d, want 403", got)
 	}
 }
+
+// importBcrypt stores a user with a bcrypt hash, as an import from
+// elsewhere would: their first login upgrades it to argon2id.
+func importBcrypt(t *testing.T, f *fixture, email, pw string) *store.User {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: email, Fields: map[string]any{"name": "Imp"}, PasswordHash: string(h)}
+	if err := f.store.CreateUser(context.Background(), store.Realm{DataSource: "live", Table: "user"}, u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestHashUpgradeIsNotAPasswordChange: another login's upgrade of the hash
+// changes the hash, not the password, so a login or a password change that
+// checked the same password against the old hash goes ahead.
+func TestHashUpgradeIsNotAPasswordChange(t *testing.T) {
+	t.Run("two logins", func(t *testing.T) {
+		f := newFixture(t)
+		hs := hooked(f)
+		importBcrypt(t, f, "imp@example.com", "oldpass123")
+		hs.afterUserByEmail = func() { // the other login runs, and upgrades
+			if got := f.loginStatus(t, "imp@example.com", "oldpass123"); got != http.StatusOK {
+				t.Errorf("the other login: %d", got)
+			}
+		}
+		if got := f.loginStatus(t, "imp@example.com", "oldpass123"); got != http.StatusOK {
+			t.Errorf("login that checked the bcrypt hash: %d, want 200", got)
+		}
+	})
+	t.Run("a login and a password change", func(t *testing.T) {
+		f := newFixture(t)
+		hs := hooked(f)
+		u := importBcrypt(t, f, "imp2@example.com", "oldpass123")
+		owner, _, err := f.svc.mintAccess(f.svc.Tables["user"], "live", u, "owner", f.clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs.beforeUpdateUser = func() { // the change's write; a login upgrades first
+			if got := f.loginStatus(t, "imp2@example.com", "oldpass123"); got != http.StatusOK {
+				t.Errorf("login: %d", got)
+			}
+		}
+		if resp := f.changePassword(t, owner, "oldpass123", "newpass456"); resp.Status != http.StatusOK {
+			t.Fatalf("change: %d %s, want 200", resp.Status, resp.Body)
+		}
+		if got := f.loginStatus(t, "imp2@example.com", "newpass456"); got != http.StatusOK {
+			t.Errorf("new password: %d, want 200", got)
+		}
+	})
+}

@@ -122,7 +122,7 @@ func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now
 var errPasswordChanged = errors.New("the password changed meanwhile")
 
 // loginSession issues the tokens of a new session of u for a login whose
-// password was checked against the hash checked: an access token always, a
+// password pw was checked against the hash checked: an access token always, a
 // refresh token when the table has refresh on. Only a session with a
 // refresh token is stored (durably, before its token is handed out): the
 // token has to be found again. One without lives in its access token
@@ -132,10 +132,11 @@ var errPasswordChanged = errors.New("the password changed meanwhile")
 // A password change (or reset) that commits while the login runs must not
 // leave it a session. The change stores the new hash before it records its
 // cutoff (RevokeUser), and this reads the hash again after it has minted
-// and stored: either that read finds the new hash, and the login is
-// refused with errPasswordChanged, or the session and its token came
-// before the cutoff, which revokes them.
-func (s *Service) loginSession(ctx context.Context, t *Table, ds string, u *store.User, checked string) (tokenPair, error) {
+// and stored: either that read finds a hash that no longer verifies pw,
+// and the login is refused with errPasswordChanged, or the session and
+// its token came before the cutoff, which revokes them. (A hash that
+// changed but still verifies pw is another login's upgrade.)
+func (s *Service) loginSession(ctx context.Context, t *Table, ds string, u *store.User, checked, pw string) (tokenPair, error) {
 	ns, err := s.newSession(t, ds)
 	if err != nil {
 		return tokenPair{}, err
@@ -154,7 +155,13 @@ func (s *Service) loginSession(ctx context.Context, t *Table, ds string, u *stor
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return tokenPair{}, err
 	}
-	if err != nil || now.PasswordHash != checked {
+	same := false
+	if err == nil {
+		if same, err = s.stillThePassword(ctx, now.PasswordHash, checked, pw); err != nil {
+			return tokenPair{}, err
+		}
+	}
+	if !same {
 		if ns.rt != nil {
 			// Its tokens were never handed out; the stored session goes
 			// all the same, so that nothing of the login outlives it.
@@ -165,6 +172,26 @@ func (s *Service) loginSession(ctx context.Context, t *Table, ds string, u *stor
 		return tokenPair{}, errPasswordChanged
 	}
 	return p, nil
+}
+
+// stillThePassword reports whether pw, found right against the hash
+// checked, is still the user's password now that the stored hash is
+// current. Another login's hash upgrade (bcrypt or outdated parameters to
+// argon2id) changes the hash and not the password, so a different hash is
+// a password change only if it does not verify pw. That costs one more
+// hash, in that race only; ErrBusy is returned as Verify returns it.
+func (s *Service) stillThePassword(ctx context.Context, current, checked, pw string) (bool, error) {
+	if current == checked {
+		return true, nil
+	}
+	ok, _, err := s.Hasher.Verify(ctx, current, pw)
+	if errors.Is(err, password.ErrBusy) {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return ok, nil // an unusable hash verifies nothing
 }
 
 // signupSession creates u, and its first session if that is stored (see
@@ -486,19 +513,33 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return a.hashFailure(log, err)
 	}
-	err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
-		// The old password was checked against u's hash: if another
-		// change or an administrator's reset came in between, it is no
-		// longer the password, and this change must not undo that one.
-		if s.PasswordHash != u.PasswordHash {
-			return errPasswordChanged
+	// The old password was checked against u's hash. If another change or
+	// an administrator's reset came in between, it is no longer the
+	// password, and this change must not undo that one; if a login only
+	// upgraded the hash of the same password, the change goes ahead.
+	expected := u.PasswordHash
+	for attempt := 1; ; attempt++ {
+		var current string
+		err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
+			if s.PasswordHash != expected {
+				current = s.PasswordHash
+				return errPasswordChanged
+			}
+			s.PasswordHash = hash
+			return nil
+		})
+		if !errors.Is(err, errPasswordChanged) {
+			break
 		}
-		s.PasswordHash = hash
-		return nil
-	})
-	if errors.Is(err, errPasswordChanged) {
-		log.Info("password change refused: the password changed while it was checked", zap.Int64("user_id", u.ID))
-		return accessDenied(MsgInvalidCredentials)
+		same, verr := a.Svc.stillThePassword(r.Context(), current, expected, oldPw)
+		if verr != nil {
+			return a.hashFailure(log, verr)
+		}
+		if !same || attempt == 3 {
+			log.Info("password change refused: the password changed while it was checked", zap.Int64("user_id", u.ID))
+			return accessDenied(MsgInvalidCredentials)
+		}
+		expected = current
 	}
 	if err != nil {
 		return a.fatal(log, "saving password", err)
