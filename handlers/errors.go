@@ -92,10 +92,16 @@ var (
 
 // WriteError sends e in the Xano envelope.
 func WriteError(w http.ResponseWriter, e *Error) {
+	setRetryAfter(w, e)
+	writeJSON(w, e.Status, e)
+}
+
+// setRetryAfter sets Retry-After on the answers that need one (429, 503),
+// in the envelope or on a page.
+func setRetryAfter(w http.ResponseWriter, e *Error) {
 	if e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfterSeconds(e.RetryAfter))
 	}
-	writeJSON(w, e.Status, e)
 }
 
 // writeJSON sends v as JSON. Every response of ours may carry a token or a

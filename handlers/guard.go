@@ -125,12 +125,15 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if e != nil && g.Optional && g.IgnoreInvalid && e.Status == http.StatusUnauthorized {
 		c, e = nil, nil
 	}
+	if e != nil && e.Status == http.StatusUnauthorized && g.isLoginPage(r) {
+		c, e = nil, nil
+	}
 	if e != nil {
 		g.reject(w, r, e)
 		return nil
 	}
 	if c == nil {
-		if !g.Optional {
+		if !g.Optional && !g.isLoginPage(r) {
 			g.reject(w, r, unauthorized(MsgAuthRequired))
 			return nil
 		}

@@ -223,7 +223,9 @@ func (a *Auth) formLogin(w http.ResponseWriter, r *http.Request, loginPath strin
 	r.ContentLength = int64(len(raw))
 	cw := &captureWriter{h: http.Header{}}
 	if e := a.login(cw, r); e != nil {
-		copyHeader(w.Header(), cw.h, "Retry-After")
+		// The error was returned, not written: its Retry-After is not in
+		// cw's headers.
+		setRetryAfter(w, e)
 		d.Status, d.Error = e.Status, e.Message
 		a.renderPage(w, r, loginPath, d)
 		return

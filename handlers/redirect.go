@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // maxReturnLength bounds a return target; longer ones are dropped.
@@ -98,11 +100,28 @@ func IsNavigation(r *http.Request) bool {
 	return wantsHTML(r)
 }
 
-// loginRedirect returns the address of the login page with r's own path
-// and query as return target, or the login page alone when r's target is
-// not a safe return path.
+// requestedURL is the URL the client asked for: rewrite, uri, try_files
+// and handle_path change r's before the guard runs.
+func requestedURL(r *http.Request) *url.URL {
+	if or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && or.URL != nil {
+		return or.URL
+	}
+	return r.URL
+}
+
+// loginRedirect returns the address of the login page with the path and
+// query the client asked for as return target, or the login page alone
+// when that is not a safe return path. An authtoken query parameter is
+// left out: it outranks the session cookie a login sets, so an expired one
+// would send the user back to the login page after every login (and it
+// would end up in logs).
 func loginRedirect(login string, r *http.Request) string {
-	ret := r.URL.RequestURI()
+	u := *requestedURL(r)
+	if q := u.Query(); q.Has("authtoken") {
+		q.Del("authtoken")
+		u.RawQuery = q.Encode()
+	}
+	ret := u.RequestURI()
 	if !SafeReturn(ret) {
 		return login
 	}
@@ -111,6 +130,19 @@ func loginRedirect(login string, r *http.Request) string {
 		sep = "&"
 	}
 	return login + sep + "return=" + url.QueryEscape(ret)
+}
+
+// isLoginPage reports whether r asks for the guard's own login page (its
+// redirect target, when that is on this site). The page is for visitors
+// without a valid token, so it passes as an anonymous request: a guard
+// over the whole site covers it too, and redirecting it to itself would
+// loop until the browser gives up.
+func (g *Guard) isLoginPage(r *http.Request) bool {
+	if !strings.HasPrefix(g.Redirect, "/") {
+		return false
+	}
+	target, err := url.Parse(g.Redirect)
+	return err == nil && requestedURL(r).Path == target.Path
 }
 
 // reject answers a request the guard refuses. Navigations without a valid

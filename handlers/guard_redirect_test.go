@@ -1,0 +1,161 @@
+package handlers
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/rewrite"
+)
+
+// Regression tests for the guard's redirect to the login page and the
+// login form's error page; caddyRequest runs Caddy's own request setup and
+// rewrite module, as the server does before xano_guard.
+
+// caddyRequest prepares r as Caddy's server does (replacer, vars, original
+// request), then applies rw as handle_path / uri strip_prefix / try_files do
+// before xano_guard runs (they are ordered before it).
+func caddyRequest(r *http.Request, rw *rewrite.Rewrite) *http.Request {
+	repl := caddy.NewReplacer()
+	r = caddyhttp.PrepareRequest(r, repl, httptest.NewRecorder(), &caddyhttp.Server{})
+	if rw != nil {
+		rw.Rewrite(r, repl)
+	}
+	return r
+}
+
+func navReq(target string) *http.Request {
+	r := httptest.NewRequest("GET", target, nil)
+	r.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	r.Header.Set("Sec-Fetch-Mode", "navigate")
+	return r
+}
+
+func TestGuardReturnIsTheRequestedURLAfterStripPrefix(t *testing.T) {
+	f := newFixture(t)
+	g := newGuard(t, f, &Guard{Redirect: "/login"})
+	// handle_path /members/* { xano_guard { redirect /login } file_server }
+	r := caddyRequest(navReq("/members/report.html?x=1"), &rewrite.Rewrite{StripPathPrefix: "/members"})
+	w := httptest.NewRecorder()
+	if err := g.ServeHTTP(w, r, &nextRecorder{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "/login?return=" + url.QueryEscape("/members/report.html?x=1")
+	if loc := w.Header().Get("Location"); w.Code != 302 || loc != want {
+		t.Fatalf("%d Location %q, want %q", w.Code, loc, want)
+	}
+}
+
+func TestGuardReturnIsTheRequestedURLAfterTryFiles(t *testing.T) {
+	f := newFixture(t)
+	g := newGuard(t, f, &Guard{Redirect: "/login"})
+	// SPA: xano_guard { redirect /login } try_files {path} /index.html  (try_files rewrites first)
+	r := caddyRequest(navReq("/app/orders/42"), &rewrite.Rewrite{URI: "/index.html"})
+	w := httptest.NewRecorder()
+	if err := g.ServeHTTP(w, r, &nextRecorder{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "/login?return=" + url.QueryEscape("/app/orders/42")
+	if loc := w.Header().Get("Location"); w.Code != 302 || loc != want {
+		t.Fatalf("%d Location %q, want %q", w.Code, loc, want)
+	}
+}
+
+// TestGuardPassesItsOwnLoginPage: a guard over the whole site whose
+// redirect target is a static page it covers serves that page (as an
+// anonymous request) instead of redirecting it to itself until the
+// browser gives up.
+func TestGuardPassesItsOwnLoginPage(t *testing.T) {
+	f := newFixture(t)
+	g := newGuard(t, f, &Guard{Redirect: "/login.html"})
+	target := "/members/"
+	for i := 0; i < 5; i++ {
+		w := httptest.NewRecorder()
+		next := &nextRecorder{}
+		if err := g.ServeHTTP(w, caddyRequest(navReq(target), nil), next); err != nil {
+			t.Fatal(err)
+		}
+		if next.called {
+			return // the login page was served
+		}
+		if w.Code != 302 {
+			t.Fatalf("hop %d: %d", i, w.Code)
+		}
+		target = w.Header().Get("Location")
+	}
+	t.Fatalf("redirect loop: the login page %q is never served", "/login.html")
+}
+
+// TestFormLogin429HasRetryAfter: the login form runs the API's login code
+// with its rate limits, and its 429 page carries Retry-After like the API's.
+func TestFormLogin429HasRetryAfter(t *testing.T) {
+	f := newFixture(t)
+	f.signup(t, "ann@example.com", "secret123")
+	f.withLimits(t, &LimitSpec{2, 5 * time.Minute}, nil, nil, nil)
+	a := f.browserAuth(SessionCookie{}, &LoginPage{Path: "/login"})
+	csrf, field, _ := loginPage(t, a, "http://localhost/login")
+	var resp response
+	for i := 0; i < 3; i++ {
+		r := formReq("http://localhost/login", url.Values{"email": {"ann@example.com"}, "password": {"wrong1234"},
+			"_csrf": {field}, "_form": {"1"}})
+		r.Header.Set("Origin", "http://localhost")
+		resp, _ = serve(t, a, from(browserNav(r, "same-origin", csrf), "198.51.100.7"))
+	}
+	if resp.Status != http.StatusTooManyRequests {
+		t.Fatalf("third attempt: %d", resp.Status)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra == "" {
+		t.Fatalf("429 login page without Retry-After (headers %v)", resp.Header)
+	}
+}
+
+// TestGuardReturnDropsQueryToken: a link carrying an expired ?authtoken=
+// sends the browser to the login page; the return target leaves the token
+// out, since after the login it would outrank the fresh session cookie and
+// send the user back to the login page, however often they logged in.
+func TestGuardReturnDropsQueryToken(t *testing.T) {
+	f := newFixture(t)
+	old := f.signup(t, "ann@example.com", "secret123")
+	f.clock = f.clock.Add(2 * time.Hour) // past token_ttl (1h)
+	a := f.browserAuth(SessionCookie{}, &LoginPage{Path: "/login"})
+	// The module always adds the session cookie to the guard's list.
+	g := newGuard(t, f, &Guard{Redirect: "/login", Cookies: []string{DefaultCookieName}})
+
+	w := httptest.NewRecorder()
+	_ = g.ServeHTTP(w, caddyRequest(navReq("/members/page?authtoken="+old), nil), &nextRecorder{})
+	if w.Code != 302 {
+		t.Fatalf("first visit: %d", w.Code)
+	}
+	loc, _ := url.Parse(w.Header().Get("Location"))
+	ret := loc.Query().Get("return")
+	if strings.Contains(ret, "authtoken") {
+		t.Errorf("return target keeps the token: %.60s...", ret)
+	}
+
+	// The user logs in through the form.
+	csrf, field, _ := loginPage(t, a, "http://localhost/login?return="+url.QueryEscape(ret))
+	r := formReq("http://localhost/login", url.Values{"email": {"ann@example.com"}, "password": {"secret123"},
+		"_csrf": {field}, "_form": {"1"}, "return": {ret}})
+	r.Header.Set("Origin", "http://localhost")
+	resp, _ := serve(t, a, browserNav(r, "same-origin", csrf))
+	if resp.Status != http.StatusSeeOther {
+		t.Fatalf("form login: %d %s", resp.Status, resp.Body)
+	}
+	ck := cookiesOf(resp)[DefaultCookieName]
+	back := resp.Header.Get("Location")
+
+	// Back to the page, with the fresh session cookie.
+	nr := navReq(back)
+	nr.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	w = httptest.NewRecorder()
+	next := &nextRecorder{}
+	_ = g.ServeHTTP(w, caddyRequest(nr, nil), next)
+	if !next.called {
+		t.Fatalf("after a successful login the page answers %d, Location %.40s... (login loop)", w.Code, w.Header().Get("Location"))
+	}
+}
