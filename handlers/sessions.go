@@ -310,6 +310,7 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 		case a.Svc.Store.IsRevoked(store.Realm{DataSource: c.DS, Table: c.Table}, c.ID, c.SID, c.IssuedAt):
 			return unauthorized(MsgInvalidRefresh)
 		}
+		a.setSessionCookie(w, r, p.Access, t.TokenTTL)
 		return a.sendPair(w, p)
 	}
 	rt, err := a.Svc.Store.RefreshTokenByHash(r.Context(), hash)
@@ -390,6 +391,10 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 		}
 		return e
 	}
+	ds, e := a.Svc.dataSource(r)
+	if e != nil {
+		return e
+	}
 	in, e := ParseInput(w, r, a.MaxBody)
 	if e != nil {
 		return e
@@ -431,6 +436,12 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 			sess, err = a.Svc.Store.SessionBySID(r.Context(), rt.SID)
 		}
 		switch {
+		case err == nil && sess.Realm.Table == t.Name && sess.Realm.DataSource != ds:
+			// As /auth/refresh answers: a refresh token is its data
+			// source's only.
+			if c == nil {
+				return refuse(unauthorized(MsgOtherDataSource))
+			}
 		case err == nil && sess.Realm.Table == t.Name:
 			targets = append(targets, target{sess.Realm, sess.UserID, sess.SID, sess.AccessExp})
 		case err == nil || errors.Is(err, store.ErrNotFound):

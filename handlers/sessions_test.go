@@ -625,3 +625,87 @@ func TestLogoutWithDeadAccessToken(t *testing.T) {
 		t.Errorf("dead session cookie not cleared: Set-Cookie %q", resp.Header.Values("Set-Cookie"))
 	}
 }
+
+// TestLogoutRefreshTokenOfOtherDataSource: logout refuses a refresh token
+// of another data source as /auth/refresh does (MsgOtherDataSource).
+func TestLogoutRefreshTokenOfOtherDataSource(t *testing.T) {
+	f := refreshFixture(t)
+	// user in data source "test"
+	su := jsonReq("POST", "/api:x/auth/signup", map[string]any{"email": "ds@example.com", "password": "secret123"})
+	su.Header.Set("X-Data-Source", "test")
+	resp, _ := serve(t, f.auth("user"), su)
+	if resp.Status != 200 {
+		t.Fatalf("signup: %d %s", resp.Status, resp.Body)
+	}
+	access := resp.json(t)["authToken"].(string)
+	rt := resp.json(t)["refreshToken"].(string)
+
+	// refresh at live: refused as another data source
+	resp, _ = serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/refresh", map[string]any{"refreshToken": rt}))
+	wantError(t, resp, 401, CodeUnauthorized, MsgOtherDataSource, "")
+
+	// logout at live (no X-Data-Source) with only that refresh token
+	resp, _ = serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/logout", map[string]any{"refreshToken": rt}))
+	wantError(t, resp, 401, CodeUnauthorized, MsgOtherDataSource, "")
+	r := httptest.NewRequest("GET", "/api:x/auth/me", nil)
+	r.Header.Set("Authorization", "Bearer "+access)
+	r.Header.Set("X-Data-Source", "test")
+	if me, _ := serve(t, f.auth("user"), r); me.Status != 200 {
+		t.Fatalf("the test session after a refused logout at live: %d", me.Status)
+	}
+	// at its own data source it works
+	out := jsonReq("POST", "/api:x/auth/logout", map[string]any{"refreshToken": rt})
+	out.Header.Set("X-Data-Source", "test")
+	if resp, _ := serve(t, f.auth("user"), out); resp.Status != 200 {
+		t.Fatalf("logout at test: %d %s", resp.Status, resp.Body)
+	}
+}
+
+// TestRefreshReuseAfterExpiry: each refresh extends the session, so it
+// outlives its first refresh token; a spent one presented after its own
+// expiry is a reuse all the same and ends the session.
+func TestRefreshReuseAfterExpiry(t *testing.T) {
+	f := refreshFixture(t)
+	f.svc.Tables["user"].RefreshTTL = time.Hour
+	f.signup(t, "exp2@example.com", "secret123")
+	_, rt0 := f.login(t, "exp2@example.com", "secret123")
+	// "attacker" refreshes with rt0, and keeps refreshing
+	f.clock = f.clock.Add(time.Minute)
+	r := f.refresh(t, rt0)
+	rt := r.json(t)["refreshToken"].(string)
+	for i := 0; i < 3; i++ {
+		f.clock = f.clock.Add(40 * time.Minute)
+		r = f.refresh(t, rt)
+		if r.Status != 200 {
+			t.Fatalf("refresh %d: %d %s", i, r.Status, r.Body)
+		}
+		rt = r.json(t)["refreshToken"].(string)
+	}
+	access := r.json(t)["authToken"].(string)
+	// the victim comes back with the spent rt0 (now also expired)
+	wantError(t, f.refresh(t, rt0), 401, CodeUnauthorized, MsgInvalidRefresh, "")
+	if f.me(t, access) == 200 {
+		t.Fatalf("reuse of a spent (expired) refresh token left the family alive")
+	}
+}
+
+// TestGraceRefreshSetsCookie: a refresh answered from the grace window
+// sets the session cookie as the first answer did (its answer may never
+// have reached the browser).
+func TestGraceRefreshSetsCookie(t *testing.T) {
+	f := refreshFixture(t)
+	f.signup(t, "ck@example.com", "secret123")
+	_, rt := f.login(t, "ck@example.com", "secret123")
+	a := f.browserAuth(SessionCookie{}, nil)
+	r1, _ := serve(t, a, jsonReq("POST", "/api:x/auth/refresh", map[string]any{"refreshToken": rt}))
+	if r1.Status != 200 || cookiesOf(r1)["xano_auth"] == nil {
+		t.Fatalf("first refresh: %d cookies %v", r1.Status, r1.Header["Set-Cookie"])
+	}
+	r2, _ := serve(t, a, jsonReq("POST", "/api:x/auth/refresh", map[string]any{"refreshToken": rt}))
+	if r2.Status != 200 {
+		t.Fatalf("grace refresh: %d %s", r2.Status, r2.Body)
+	}
+	if cookiesOf(r2)["xano_auth"] == nil {
+		t.Fatalf("grace refresh answered the pair but set no session cookie: %v", r2.Header)
+	}
+}

@@ -300,9 +300,9 @@ func (b *Bolt) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshT
 		if s == nil || s.Revoked {
 			return ErrRevoked
 		}
-		if old.Expires <= now.Unix() {
-			return ErrExpired
-		}
+		// Spent before expired: each refresh extends the session, so it
+		// outlives its first tokens, and a spent one that comes back
+		// after its own expiry is a reuse all the same.
 		if old.SpentAt != 0 {
 			if now.UnixMilli()-old.SpentAt <= grace.Milliseconds() {
 				return ErrRefreshInGrace
@@ -311,6 +311,9 @@ func (b *Bolt) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshT
 			// stolen from. Either way the family ends here.
 			sess, outcome = s, ErrRefreshReused
 			return revokeInTx(tx, s)
+		}
+		if old.Expires <= now.Unix() {
+			return ErrExpired
 		}
 		old.SpentAt = now.UnixMilli()
 		if err := putJSON(refresh, oldHash, old); err != nil {
@@ -438,11 +441,19 @@ func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 	var droppedRevocations []string
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		n, droppedRevocations = 0, droppedRevocations[:0]
-		// Refresh tokens: gone once expired. A spent, unexpired token is
-		// kept so that its reuse is still detected.
+		// Refresh tokens: gone once expired, except a spent one, which is
+		// kept while its session can still be refreshed, so that its
+		// reuse is still detected (RotateRefresh).
 		dead, err := deleteWhere(tx.Bucket(bucketRefresh), func(_, v []byte) bool {
 			var rt RefreshToken
-			return json.Unmarshal(v, &rt) != nil || rt.Expires <= unix
+			if json.Unmarshal(v, &rt) != nil {
+				return true
+			}
+			if rt.SpentAt == 0 {
+				return rt.Expires <= unix
+			}
+			s, err := getSession(tx, rt.SID)
+			return err == nil && (s == nil || s.Revoked || s.RefreshExp <= unix)
 		})
 		if err != nil {
 			return err

@@ -92,6 +92,41 @@ func TestRefreshExpiry(t *testing.T) {
 	}
 }
 
+// TestSpentTokenOutlivesItsExpiry: a spent refresh token stays while its
+// session can still be refreshed (each refresh extends it), through
+// Prune, so that its reuse after its own expiry still ends the session;
+// once the session cannot be refreshed any more it goes.
+func TestSpentTokenOutlivesItsExpiry(t *testing.T) {
+	b, _ := openSessions(t)
+	ctx := context.Background()
+	now := time.Unix(1_700_000_000, 0)
+	if err := b.CreateSession(ctx, &Session{SID: "s", Realm: realmU, UserID: 1, AccessExp: now.Unix() + 10, RefreshExp: now.Unix() + 100},
+		&RefreshToken{Hash: hashOf("r1"), SID: "s", Expires: now.Unix() + 100}); err != nil {
+		t.Fatal(err)
+	}
+	// r1 is spent at +50; r2 extends the session to +250.
+	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r2"), Expires: now.Unix() + 250}, now.Unix()+60, now.Add(50*time.Second), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(150 * time.Second) // r1 expired, the session not
+	if _, err := b.Prune(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r3"), Expires: later.Unix() + 200}, later.Unix()+60, later, time.Second); !errors.Is(err, ErrRefreshReused) {
+		t.Fatalf("reuse of a spent token after its expiry: %v, want ErrRefreshReused", err)
+	}
+	if !sidRevoked(b, "s") {
+		t.Fatal("session not revoked by the reuse")
+	}
+	// Past the session's own refresh_exp, the spent token is pruned.
+	if _, err := b.Prune(ctx, now.Add(300*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RefreshTokenByHash(ctx, hashOf("r1")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("spent token kept after its session ended: %v", err)
+	}
+}
+
 func TestRevocationsSurviveRestartAndPrune(t *testing.T) {
 	b, path := openSessions(t)
 	ctx := context.Background()
