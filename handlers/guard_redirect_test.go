@@ -159,3 +159,50 @@ func TestGuardReturnDropsQueryToken(t *testing.T) {
 		t.Fatalf("after a successful login the page answers %d, Location %.40s... (login loop)", w.Code, w.Header().Get("Location"))
 	}
 }
+
+// TestGuardLoginPageWithQueryStaysGuarded: only a login page that is a
+// plain path passes the guard that covers it; one with a query (a front
+// controller's route) or a fragment must not let the other pages of its
+// path through.
+func TestGuardLoginPageWithQueryStaysGuarded(t *testing.T) {
+	for _, tc := range []struct{ redirect, target string }{
+		{"/index.php?route=account/login", "/index.php?route=admin/orders"},
+		{"/?page=login", "/"},
+		{"/app#/login", "/app"},
+	} {
+		f := newFixture(t)
+		g := newGuard(t, f, &Guard{Redirect: tc.redirect})
+		// API-style request, no token at all
+		r := caddyRequest(httptest.NewRequest("GET", tc.target, nil), nil)
+		w := httptest.NewRecorder()
+		next := &nextRecorder{}
+		if err := g.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		if next.called {
+			t.Errorf("redirect %q: protected %q served anonymously without a token (status %d)", tc.redirect, tc.target, w.Code)
+		}
+	}
+}
+
+// TestGuardReturnKeepsTheQuery: dropping authtoken from the return target
+// leaves every other byte of the query as it was.
+func TestGuardReturnKeepsTheQuery(t *testing.T) {
+	f := newFixture(t)
+	g := newGuard(t, f, &Guard{Redirect: "/login"})
+	for _, tc := range []struct{ in, want string }{
+		{"/search?q=a;b&authtoken=x", "/search?q=a;b"},
+		{"/p?z=1&a=2&authtoken=x", "/p?z=1&a=2"},
+		{"/p?edit&authtoken=x", "/p?edit"},
+		{"/p?q=100%&authtoken=x", "/p?q=100%"},
+		{"/p?auth%74oken=x&b=1", "/p?b=1"},
+		{"/p?b=1", "/p?b=1"},
+	} {
+		w := httptest.NewRecorder()
+		_ = g.ServeHTTP(w, caddyRequest(navReq(tc.in), nil), &nextRecorder{})
+		loc, _ := url.Parse(w.Header().Get("Location"))
+		if got := loc.Query().Get("return"); got != tc.want {
+			t.Errorf("%s: return %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

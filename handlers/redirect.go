@@ -117,10 +117,7 @@ func requestedURL(r *http.Request) *url.URL {
 // would end up in logs).
 func loginRedirect(login string, r *http.Request) string {
 	u := *requestedURL(r)
-	if q := u.Query(); q.Has("authtoken") {
-		q.Del("authtoken")
-		u.RawQuery = q.Encode()
-	}
+	u.RawQuery = withoutAuthtoken(u.RawQuery)
 	ret := u.RequestURI()
 	if !SafeReturn(ret) {
 		return login
@@ -132,17 +129,38 @@ func loginRedirect(login string, r *http.Request) string {
 	return login + sep + "return=" + url.QueryEscape(ret)
 }
 
-// isLoginPage reports whether r asks for the guard's own login page (its
-// redirect target, when that is on this site). The page is for visitors
-// without a valid token, so it passes as an anonymous request: a guard
-// over the whole site covers it too, and redirecting it to itself would
-// loop until the browser gives up.
+// withoutAuthtoken drops the authtoken pairs from a raw query (those
+// ExtractToken would read) and keeps every other byte as it was: a
+// decoded and re-encoded query would be reordered, and lose pairs Go does
+// not parse.
+func withoutAuthtoken(raw string) string {
+	if raw == "" {
+		return raw
+	}
+	pairs := strings.Split(raw, "&")
+	kept := pairs[:0]
+	for _, p := range pairs {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == "authtoken" {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
+}
+
+// isLoginPage reports whether r asks for the guard's own login page, when
+// that is a plain path on this site. The page is for visitors without a
+// valid token, so it passes as an anonymous request: a guard over the
+// whole site covers it too, and redirecting it to itself would loop until
+// the browser gives up. A target with a query or fragment does not count:
+// other queries of its path (or, for a fragment, the whole path) are other
+// pages, which must stay guarded.
 func (g *Guard) isLoginPage(r *http.Request) bool {
-	if !strings.HasPrefix(g.Redirect, "/") {
+	if !strings.HasPrefix(g.Redirect, "/") || strings.ContainsAny(g.Redirect, "?#") {
 		return false
 	}
-	target, err := url.Parse(g.Redirect)
-	return err == nil && requestedURL(r).Path == target.Path
+	return requestedURL(r).Path == g.Redirect
 }
 
 // reject answers a request the guard refuses. Navigations without a valid
