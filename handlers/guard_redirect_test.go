@@ -36,33 +36,30 @@ func navReq(target string) *http.Request {
 	return r
 }
 
-func TestGuardReturnIsTheRequestedURLAfterStripPrefix(t *testing.T) {
+// TestGuardReturnIsTheRequestedURL: handle_path, uri and try_files
+// rewrite the request before the guard runs; the return target is what
+// the browser asked for all the same.
+func TestGuardReturnIsTheRequestedURL(t *testing.T) {
 	f := newFixture(t)
 	g := newGuard(t, f, &Guard{Redirect: "/login"})
-	// handle_path /members/* { xano_guard { redirect /login } file_server }
-	r := caddyRequest(navReq("/members/report.html?x=1"), &rewrite.Rewrite{StripPathPrefix: "/members"})
-	w := httptest.NewRecorder()
-	if err := g.ServeHTTP(w, r, &nextRecorder{}); err != nil {
-		t.Fatal(err)
-	}
-	want := "/login?return=" + url.QueryEscape("/members/report.html?x=1")
-	if loc := w.Header().Get("Location"); w.Code != 302 || loc != want {
-		t.Fatalf("%d Location %q, want %q", w.Code, loc, want)
-	}
-}
-
-func TestGuardReturnIsTheRequestedURLAfterTryFiles(t *testing.T) {
-	f := newFixture(t)
-	g := newGuard(t, f, &Guard{Redirect: "/login"})
-	// SPA: xano_guard { redirect /login } try_files {path} /index.html  (try_files rewrites first)
-	r := caddyRequest(navReq("/app/orders/42"), &rewrite.Rewrite{URI: "/index.html"})
-	w := httptest.NewRecorder()
-	if err := g.ServeHTTP(w, r, &nextRecorder{}); err != nil {
-		t.Fatal(err)
-	}
-	want := "/login?return=" + url.QueryEscape("/app/orders/42")
-	if loc := w.Header().Get("Location"); w.Code != 302 || loc != want {
-		t.Fatalf("%d Location %q, want %q", w.Code, loc, want)
+	for _, c := range []struct {
+		name      string
+		requested string
+		rw        *rewrite.Rewrite
+	}{
+		// handle_path /members/* { xano_guard { redirect /login } file_server }
+		{"strip prefix", "/members/report.html?x=1", &rewrite.Rewrite{StripPathPrefix: "/members"}},
+		// a single-page app: try_files {path} /index.html runs first
+		{"try_files", "/app/orders/42", &rewrite.Rewrite{URI: "/index.html"}},
+	} {
+		w := httptest.NewRecorder()
+		if err := g.ServeHTTP(w, caddyRequest(navReq(c.requested), c.rw), &nextRecorder{}); err != nil {
+			t.Fatal(err)
+		}
+		want := "/login?return=" + url.QueryEscape(c.requested)
+		if loc := w.Header().Get("Location"); w.Code != 302 || loc != want {
+			t.Errorf("%s: %d Location %q, want %q", c.name, w.Code, loc, want)
+		}
 	}
 }
 

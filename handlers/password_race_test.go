@@ -64,19 +64,30 @@ func (f *fixture) loginStatus(t *testing.T, email, pw string) int {
 	return resp.Status
 }
 
+// racingChange signs up email (password oldpass123) on a hooked refresh
+// fixture, logs its owner in, and returns the owner's token and a function
+// that changes the password to newpass456 as the owner, for a hook to run
+// in the middle of another request.
+func racingChange(t *testing.T, email string) (f *fixture, hs *hookStore, owner string, change func()) {
+	t.Helper()
+	f = refreshFixture(t)
+	hs = hooked(f)
+	f.signup(t, email, "oldpass123")
+	owner, _ = f.login(t, email, "oldpass123")
+	change = func() {
+		if resp := f.changePassword(t, owner, "oldpass123", "newpass456"); resp.Status != 200 {
+			t.Fatalf("change: %d %s", resp.Status, resp.Body)
+		}
+	}
+	return f, hs, owner, change
+}
+
 // A login that checked the old password while the owner changed it gets
 // nothing that outlives the change, whichever way the two interleave.
 func TestLoginRacingPasswordChange(t *testing.T) {
 	t.Run("change commits before the login re-reads", func(t *testing.T) {
-		f := refreshFixture(t)
-		hs := hooked(f)
-		f.signup(t, "v@example.com", "oldpass123")
-		owner, _ := f.login(t, "v@example.com", "oldpass123")
-		hs.afterUserByEmail = func() {
-			if resp := f.changePassword(t, owner, "oldpass123", "newpass456"); resp.Status != 200 {
-				t.Fatalf("change: %d %s", resp.Status, resp.Body)
-			}
-		}
+		f, hs, _, change := racingChange(t, "v@example.com")
+		hs.afterUserByEmail = change
 		resp, _ := serve(t, f.auth("user"), jsonReq("POST", "/api:x/auth/login", map[string]any{"email": "v@example.com", "password": "oldpass123"}))
 		wantError(t, resp, http.StatusForbidden, "ERROR_CODE_ACCESS_DENIED", MsgInvalidCredentials, "")
 		// The refused login stored its session after the change's cutoff
@@ -87,15 +98,8 @@ func TestLoginRacingPasswordChange(t *testing.T) {
 		}
 	})
 	t.Run("change commits after the login re-read", func(t *testing.T) {
-		f := refreshFixture(t)
-		hs := hooked(f)
-		f.signup(t, "w@example.com", "oldpass123")
-		owner, _ := f.login(t, "w@example.com", "oldpass123")
-		hs.afterUserByID = func() {
-			if resp := f.changePassword(t, owner, "oldpass123", "newpass456"); resp.Status != 200 {
-				t.Fatalf("change: %d %s", resp.Status, resp.Body)
-			}
-		}
+		f, hs, owner, change := racingChange(t, "w@example.com")
+		hs.afterUserByID = change
 		access, rt := f.login(t, "w@example.com", "oldpass123") // checked in time
 		if got := f.me(t, access); got != http.StatusUnauthorized {
 			t.Errorf("its access token after the change: %d, want 401", got)

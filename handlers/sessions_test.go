@@ -297,11 +297,7 @@ func TestAPILogoutWithSessionCookie(t *testing.T) {
 	if resp.Status != 200 {
 		t.Fatalf("cookie logout: %d %s", resp.Status, resp.Body)
 	}
-	cleared := false
-	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
-		cleared = cleared || (c.Name == DefaultCookieName && c.MaxAge < 0)
-	}
-	if !cleared {
+	if c := cookiesOf(resp)[DefaultCookieName]; c == nil || c.MaxAge >= 0 {
 		t.Fatalf("logout did not clear the cookie: %v", resp.Header["Set-Cookie"])
 	}
 	if f.me(t, session.Value) != 401 {
@@ -596,12 +592,7 @@ func TestLogoutWithDeadAccessToken(t *testing.T) {
 	a := f.auth("user")
 	a.Browser = &Browser{}
 	resp, _ := serve(t, a, jsonReq("POST", "/api:x/auth/login", map[string]any{"email": "late@example.com", "password": "secret123"}))
-	var session *http.Cookie
-	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
-		if c.Name == DefaultCookieName {
-			session = c
-		}
-	}
+	session := cookiesOf(resp)[DefaultCookieName]
 	if session == nil {
 		t.Fatal("login set no session cookie")
 	}
@@ -617,11 +608,7 @@ func TestLogoutWithDeadAccessToken(t *testing.T) {
 	if resp.Status != http.StatusUnauthorized {
 		t.Errorf("logout with a revoked cookie: %d %s, want 401", resp.Status, resp.Body)
 	}
-	cleared := false
-	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
-		cleared = cleared || (c.Name == DefaultCookieName && c.MaxAge < 0)
-	}
-	if !cleared {
+	if c := cookiesOf(resp)[DefaultCookieName]; c == nil || c.MaxAge >= 0 {
 		t.Errorf("dead session cookie not cleared: Set-Cookie %q", resp.Header.Values("Set-Cookie"))
 	}
 }
