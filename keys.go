@@ -93,7 +93,7 @@ func (a *App) maxTokenLifetime() time.Duration {
 // from the store, generating and persisting a key the first time.
 func (a *App) loadKeys(ctx context.Context, repl *caddy.Replacer, st store.Store) (*token.Ring, error) {
 	if len(a.Keys) > 0 {
-		return a.loadConfiguredKeys(ctx, repl, st)
+		return a.loadConfiguredKeys(ctx, repl)
 	}
 	now := a.now()
 	val, err := st.MetaUpdate(ctx, keysMetaName, func(old []byte) ([]byte, error) {
@@ -159,7 +159,9 @@ func (a *App) RotateKeys(ctx context.Context) (int, error) {
 // that a retired key goes away on time even without a restart.
 func (a *App) refreshKeys(ctx context.Context, now time.Time) error {
 	if a.configKeys != nil {
-		ring, err := a.recordSigningKey(ctx, now)
+		// The sweeper warns once, when the ring shrinks, not at every
+		// sweep while the config still lists the key.
+		ring, err := a.recordSigningKey(ctx, now, false)
 		if err != nil {
 			return err
 		}
@@ -231,7 +233,7 @@ func ringOf(data []byte) (*token.Ring, error) {
 
 // loadConfiguredKeys resolves the `key` placeholders, records the first
 // key as signing and drops keys whose tokens have all expired.
-func (a *App) loadConfiguredKeys(ctx context.Context, repl *caddy.Replacer, st store.Store) (*token.Ring, error) {
+func (a *App) loadConfiguredKeys(ctx context.Context, repl *caddy.Replacer) (*token.Ring, error) {
 	ck := &configuredKeys{}
 	for i, k := range a.Keys {
 		resolved, err := repl.ReplaceOrErr(k, true, true)
@@ -247,21 +249,17 @@ func (a *App) loadConfiguredKeys(ctx context.Context, repl *caddy.Replacer, st s
 		ck.fps = append(ck.fps, hex.EncodeToString(sum[:8]))
 	}
 	a.configKeys = ck
-	return a.recordSigningKeyIn(ctx, st, a.now(), true)
+	return a.recordSigningKey(ctx, a.now(), true)
 }
 
 // recordSigningKey records in the store that the first configured key
 // signs at now, and returns the ring of the configured keys whose tokens
-// may still be valid.
-func (a *App) recordSigningKey(ctx context.Context, now time.Time) (*token.Ring, error) {
-	return a.recordSigningKeyIn(ctx, a.svc.Store, now, false)
-}
-
-func (a *App) recordSigningKeyIn(ctx context.Context, st store.Store, now time.Time, warn bool) (*token.Ring, error) {
+// may still be valid; with warn, it logs each key it leaves out.
+func (a *App) recordSigningKey(ctx context.Context, now time.Time, warn bool) (*token.Ring, error) {
 	ck := a.configKeys
 	unix := now.Unix()
 	var states map[string]configKeyState
-	_, err := st.MetaUpdate(ctx, configKeysMetaName, func(old []byte) ([]byte, error) {
+	_, err := a.svc.Store.MetaUpdate(ctx, configKeysMetaName, func(old []byte) ([]byte, error) {
 		states = map[string]configKeyState{}
 		if old != nil {
 			_ = json.Unmarshal(old, &states) // unreadable state starts afresh

@@ -286,7 +286,7 @@ func (a *App) recordSigning() {
 	if a.configKeys == nil {
 		return
 	}
-	if _, err := a.recordSigningKey(context.Background(), a.now()); err != nil {
+	if _, err := a.recordSigningKey(context.Background(), a.now(), false); err != nil {
 		a.logger.Error("recording the signing key", zap.Error(err))
 	}
 }
@@ -436,14 +436,10 @@ func (tc *TableConfig) validate(name string) error {
 				return fmt.Errorf("password policy values cannot be negative")
 			}
 		}
-		pol := tc.build(name).Policy
-		maxLen := pol.MaxLength
-		if maxLen == 0 {
-			maxLen = 1024 // Policy's own default
-		}
-		if need := max(pol.MinLength, pol.MinLetters+pol.MinDigits); need > maxLen {
-			// No password could pass: every signup would be refused.
-			return fmt.Errorf("password policy needs %d characters but max_length is %d", need, maxLen)
+		// No password could pass an unsatisfiable policy: every signup
+		// would be refused.
+		if err := tc.build(name).Policy.Satisfiable(); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -254,15 +254,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 func (a *Auth) upgradeHash(r *http.Request, log *zap.Logger, realm store.Realm, u *store.User, pw string) string {
 	hash, err := a.Svc.Hasher.Hash(r.Context(), pw)
 	if err == nil {
-		err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
-			// Writing a hash of the password just checked over a new
-			// one would undo a password change or reset.
-			if s.PasswordHash != u.PasswordHash {
-				return errPasswordChanged
-			}
-			s.PasswordHash = hash
-			return nil
-		})
+		_, err = a.Svc.swapHash(r.Context(), realm, u.ID, u.PasswordHash, hash)
 	}
 	switch {
 	case errors.Is(err, errPasswordChanged):

@@ -132,7 +132,7 @@ func (a *Auth) cookieOrigin(r *http.Request) bool {
 		return true
 	}
 	o := r.Header.Get("Origin")
-	return o != "" && len(a.CORS.Origins) > 0 && slices.Contains(a.CORS.Origins, o)
+	return o != "" && slices.Contains(a.CORS.Origins, o)
 }
 
 // setSessionCookie sets the access token in the session cookie, for

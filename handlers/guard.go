@@ -50,6 +50,9 @@ type Guard struct {
 	extraKeys []string
 	// extraPlaceholders[i] is the placeholder of extraKeys[i], built once.
 	extraPlaceholders []string
+	// loginPage is Redirect when that is a plain path on this site, which
+	// passes the guard as anonymous (isLoginPage); empty otherwise.
+	loginPage string
 }
 
 // Rule is one `require` condition: the claim named by Field ("id", "table",
@@ -66,6 +69,10 @@ func (g *Guard) Init() error {
 		return fmt.Errorf("guard needs at least one table")
 	}
 	g.extraKeys, g.extraPlaceholders = nil, nil
+	g.loginPage = ""
+	if strings.HasPrefix(g.Redirect, "/") && !strings.ContainsAny(g.Redirect, "?#") {
+		g.loginPage = g.Redirect
+	}
 	for _, name := range g.Tables {
 		t, ok := g.Svc.Tables[name]
 		if !ok {
@@ -122,10 +129,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 
 	c, e := g.Svc.authenticate(r, g.Cookies, g.Tables)
-	if e != nil && g.Optional && g.IgnoreInvalid && e.Status == http.StatusUnauthorized {
-		c, e = nil, nil
-	}
-	if e != nil && e.Status == http.StatusUnauthorized && g.isLoginPage(r) {
+	if e != nil && e.Status == http.StatusUnauthorized && (g.Optional && g.IgnoreInvalid || g.isLoginPage(r)) {
 		c, e = nil, nil
 	}
 	if e != nil {

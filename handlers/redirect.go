@@ -150,17 +150,14 @@ func withoutAuthtoken(raw string) string {
 }
 
 // isLoginPage reports whether r asks for the guard's own login page, when
-// that is a plain path on this site. The page is for visitors without a
-// valid token, so it passes as an anonymous request: a guard over the
-// whole site covers it too, and redirecting it to itself would loop until
-// the browser gives up. A target with a query or fragment does not count:
-// other queries of its path (or, for a fragment, the whole path) are other
-// pages, which must stay guarded.
+// that is a plain path on this site (g.loginPage). The page is for
+// visitors without a valid token, so it passes as an anonymous request: a
+// guard over the whole site covers it too, and redirecting it to itself
+// would loop until the browser gives up. A target with a query or fragment
+// does not count: other queries of its path (or, for a fragment, the whole
+// path) are other pages, which must stay guarded.
 func (g *Guard) isLoginPage(r *http.Request) bool {
-	if !strings.HasPrefix(g.Redirect, "/") || strings.ContainsAny(g.Redirect, "?#") {
-		return false
-	}
-	return requestedURL(r).Path == g.Redirect
+	return g.loginPage != "" && requestedURL(r).Path == g.loginPage
 }
 
 // reject answers a request the guard refuses. Navigations without a valid

@@ -139,6 +139,13 @@ func (s *Service) authenticate(r *http.Request, cookies []string, tables []strin
 	if derr != nil {
 		return nil, derr
 	}
+	return s.checkToken(raw, ds, tables)
+}
+
+// checkToken verifies the access token raw for a request of data source
+// ds to an endpoint that accepts the tokens of tables: valid, not revoked,
+// of that data source and one of those tables.
+func (s *Service) checkToken(raw, ds string, tables []string) (*token.Claims, *Error) {
 	c, err := s.verify(raw)
 	if err != nil {
 		if errors.Is(err, token.ErrExpired) {

@@ -174,6 +174,22 @@ func (s *Service) loginSession(ctx context.Context, t *Table, ds string, u *stor
 	return p, nil
 }
 
+// swapHash stores hash as user id's password hash if the stored one is
+// still expected, the one a password was checked against: otherwise it
+// stores nothing and returns errPasswordChanged with the stored hash, so
+// that a write based on an old check never undoes a newer change.
+func (s *Service) swapHash(ctx context.Context, realm store.Realm, id int64, expected, hash string) (current string, err error) {
+	err = s.Store.UpdateUser(ctx, realm, id, func(u *store.User) error {
+		if u.PasswordHash != expected {
+			current = u.PasswordHash
+			return errPasswordChanged
+		}
+		u.PasswordHash = hash
+		return nil
+	})
+	return current, err
+}
+
 // stillThePassword reports whether pw, found right against the hash
 // checked, is still the user's password now that the stored hash is
 // current. Another login's hash upgrade (bcrypt or outdated parameters to
@@ -298,17 +314,14 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 
 	now := a.Svc.now()
 	if p, ok := a.Svc.sessions.recent(hash, now); ok {
-		// The same pair again, if it still holds: its session may have
-		// been logged out since, and a refresh token is this table's and
-		// this data source's only.
-		c, err := a.Svc.Keys().Verify(p.Access, now, a.Svc.Leeway)
-		switch {
-		case err != nil || c.Table != t.Name:
-			return unauthorized(MsgInvalidRefresh)
-		case c.DS != ds:
-			return unauthorized(MsgOtherDataSource)
-		case a.Svc.Store.IsRevoked(store.Realm{DataSource: c.DS, Table: c.Table}, c.ID, c.SID, c.IssuedAt):
-			return unauthorized(MsgInvalidRefresh)
+		// The same pair again, if its access token still holds: its
+		// session may have been logged out since, and a refresh token is
+		// this table's and this data source's only.
+		if _, e := a.Svc.checkToken(p.Access, ds, []string{t.Name}); e != nil {
+			if e.Message != MsgOtherDataSource {
+				e = unauthorized(MsgInvalidRefresh)
+			}
+			return e
 		}
 		a.setSessionCookie(w, r, p.Access, t.TokenTTL)
 		return a.sendPair(w, p)
@@ -528,17 +541,9 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
 	// an administrator's reset came in between, it is no longer the
 	// password, and this change must not undo that one; if a login only
 	// upgraded the hash of the same password, the change goes ahead.
-	expected := u.PasswordHash
-	for attempt := 1; ; attempt++ {
+	for attempt, expected := 1, u.PasswordHash; ; attempt++ {
 		var current string
-		err = a.Svc.Store.UpdateUser(r.Context(), realm, u.ID, func(s *store.User) error {
-			if s.PasswordHash != expected {
-				current = s.PasswordHash
-				return errPasswordChanged
-			}
-			s.PasswordHash = hash
-			return nil
-		})
+		current, err = a.Svc.swapHash(r.Context(), realm, u.ID, expected, hash)
 		if !errors.Is(err, errPasswordChanged) {
 			break
 		}

@@ -1,6 +1,7 @@
 package password
 
 import (
+	"fmt"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -34,6 +35,23 @@ type Policy struct {
 // one letter and one digit, and at most 1024 bytes.
 var DefaultPolicy = Policy{MinLength: 8, MinLetters: 1, MinDigits: 1}
 
+// maxBytes is the maximum length in bytes p enforces.
+func (p Policy) maxBytes() int {
+	if p.MaxLength <= 0 {
+		return defaultMaxLength
+	}
+	return p.MaxLength
+}
+
+// Satisfiable returns an error if no password can meet p: the shortest
+// one it allows, in ASCII, must fit within its maximum length.
+func (p Policy) Satisfiable() error {
+	if need := max(p.MinLength, p.MinLetters+p.MinDigits); need > p.maxBytes() {
+		return fmt.Errorf("password policy needs %d characters but max_length is %d", need, p.maxBytes())
+	}
+	return nil
+}
+
 // PolicyError reports a password that violates a Policy. Message is exactly
 // the text Xano returns, so clients written against Xano see the same
 // messages; it never contains the password.
@@ -52,10 +70,7 @@ func (p Policy) Check(pw string) error {
 		return &PolicyError{Message: "Input does not meet minimum length requirement of " +
 			strconv.Itoa(p.MinLength) + " characters"}
 	}
-	maxLen := p.MaxLength
-	if maxLen <= 0 {
-		maxLen = defaultMaxLength
-	}
+	maxLen := p.maxBytes()
 	if len(pw) > maxLen {
 		return &PolicyError{Message: "Input exceeds maximum length of " +
 			strconv.Itoa(maxLen) + " characters"}

@@ -507,52 +507,47 @@ func validMetaName(name string) error {
 	return nil
 }
 
-// MetaGetOrInit implements Store. A read transaction answers the common
-// case (value already there) without taking the writer lock; otherwise the
-// check and the insert happen in one write transaction, with init called
-// inside it, so init runs at most once per name and every concurrent
-// caller sees the winner's value.
 // MetaGet implements Store.
 func (b *Bolt) MetaGet(ctx context.Context, name string) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := validMetaName(name); err != nil {
-		return nil, err
-	}
-	var out []byte
-	if err := b.db.View(func(tx *bolt.Tx) error {
-		out, _ = metaGet(tx, []byte(name))
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("reading meta %q: %w", name, err)
-	}
-	return out, nil
+	v, _, err := b.metaRead(ctx, name)
+	return v, err
 }
 
-func (b *Bolt) MetaGetOrInit(ctx context.Context, name string, init func() ([]byte, error)) ([]byte, error) {
+// metaRead reads the meta value under name in a read transaction, and
+// whether it exists (an empty value does).
+func (b *Bolt) metaRead(ctx context.Context, name string) ([]byte, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := validMetaName(name); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	key := []byte(name)
 	var (
 		out   []byte
 		found bool
 	)
 	if err := b.db.View(func(tx *bolt.Tx) error {
-		out, found = metaGet(tx, key)
+		out, found = metaGet(tx, []byte(name))
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("reading meta %q: %w", name, err)
+		return nil, false, fmt.Errorf("reading meta %q: %w", name, err)
 	}
-	if found {
-		return out, nil
+	return out, found, nil
+}
+
+// MetaGetOrInit implements Store. A read transaction answers the common
+// case (value already there) without taking the writer lock; otherwise the
+// check and the insert happen in one write transaction, with init called
+// inside it, so init runs at most once per name and every concurrent
+// caller sees the winner's value.
+func (b *Bolt) MetaGetOrInit(ctx context.Context, name string, init func() ([]byte, error)) ([]byte, error) {
+	out, found, err := b.metaRead(ctx, name)
+	if err != nil || found {
+		return out, err
 	}
+	key := []byte(name)
 	var initErr error
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err = b.db.Update(func(tx *bolt.Tx) error {
 		if v, ok := metaGet(tx, key); ok { // another caller got here first
 			out = v
 			return nil
