@@ -20,12 +20,15 @@ type RateLimitConfig struct {
 	Off bool `json:"off,omitempty"`
 
 	// LoginIP limits failed logins per client address, whatever the
-	// account. Default: 20 per 5m.
+	// account. An attempt counts from its admission, before its password
+	// is hashed, and is given back if it succeeds, so parallel attempts
+	// cannot exceed it. Default: 20 per 5m.
 	LoginIP *RateLimit `json:"login_ip,omitempty"`
 
 	// LoginAccount limits failed logins per account (email, table and
-	// data source) and client address. It is per address so that strangers
-	// failing on purpose cannot lock the owner out. Default: 10 per 15m.
+	// data source) and client address, counted from admission like
+	// LoginIP. It is per address so that strangers failing on purpose
+	// cannot lock the owner out. Default: 10 per 15m.
 	LoginAccount *RateLimit `json:"login_account,omitempty"`
 
 	// SignupIP limits signups per client address, counting those that

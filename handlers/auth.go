@@ -196,25 +196,37 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 
 	realm := store.Realm{DataSource: ds, Table: t.Name}
 	limit := a.loginLimit(r, realm, email)
-	if e := limit.check(); e != nil {
+	if e := limit.reserve(); e != nil {
 		return e // before any hashing: a limited client costs nothing
 	}
+	// From here the attempt counts as a failure unless it is refunded
+	// (never evaluated) or succeeds.
 	u, err := a.Svc.Store.UserByEmail(r.Context(), realm, email)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same hashing work as for a real account, so neither
 		// the answer nor its timing tells whether the email exists.
 		if err := a.Svc.Hasher.VerifyDummy(r.Context(), pw); err != nil {
+			limit.refund() // ErrBusy: nothing was hashed
 			return a.hashFailure(log, err)
 		}
 		log.Info("login failed")
-		limit.failed()
 		return accessDenied(MsgInvalidCredentials)
 	}
 	if err != nil {
+		limit.refund()
 		return a.fatal(log, "reading user", err)
 	}
 	ok, rehash, err := a.Svc.Hasher.Verify(r.Context(), u.PasswordHash, pw)
-	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
+	if errors.Is(err, password.ErrBusy) {
+		limit.refund() // nothing was hashed: no guess was evaluated
+		return a.hashFailure(log, err)
+	}
+	if ok {
+		limit.succeeded()
+	}
+	if ctxErr(r.Context()) {
+		// The client is gone. The hash ran, so a wrong password still
+		// counts: cancelling must not be a way to guess for free.
 		return a.hashFailure(log, err)
 	}
 	if err != nil {
@@ -224,10 +236,8 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	if !ok {
 		log.Info("login failed", zap.Int64("user_id", u.ID))
-		limit.failed()
 		return accessDenied(MsgInvalidCredentials)
 	}
-	limit.succeeded()
 	checked := u.PasswordHash
 	if rehash {
 		checked = a.upgradeHash(r, log, realm, u, pw)

@@ -39,6 +39,16 @@ type LimitSpec struct {
 // before any password hashing, so a limited client costs no hashing work.
 // A nil *Limits, or a nil limiter in it, limits nothing.
 //
+// Failed logins are limited by reservation: an attempt is counted as a
+// failure when it is admitted, before its password is hashed, on both
+// limits below at once (loginLimit.reserve), and given back only when it
+// turns out not to be one: a success, or a hash that never ran (no free
+// hashing slot, 503; a failed user lookup, 500). Attempts in flight
+// therefore count, and however requests are timed no window of either
+// limit ever lets more than its limit be evaluated (checking before the
+// hash and counting after it let most of a burst of parallel guesses
+// through).
+//
 // Failed logins are limited twice, and neither limit can lock the rightful
 // user out from another address:
 //
@@ -49,17 +59,19 @@ type LimitSpec struct {
 //     account from any other address is unaffected, so a stranger cannot
 //     deny the owner their login by failing on purpose.
 //
-// A success resets only its own (account, address) pair, never the
-// per-address count: otherwise an attacker could clear its count by logging
-// in to an account of its own between guesses.
+// A success resets only its own (account, address) pair, and takes back
+// only its own reservation of the per-address count, never an earlier
+// failure: otherwise an attacker could clear its count by logging in to an
+// account of its own between guesses.
 //
 // Client addresses are Caddy's client IP (which honours trusted_proxies),
 // and IPv6 addresses count per /64, the block one subscriber usually gets.
 type Limits struct {
-	// LoginIP counts failed logins per client address.
+	// LoginIP counts failed logins, and logins in flight, per client
+	// address.
 	LoginIP *ratelimit.Limiter
-	// LoginAccount counts failed logins per (data source, table, email,
-	// client address).
+	// LoginAccount counts failed logins, and logins in flight, per (data
+	// source, table, email, client address).
 	LoginAccount *ratelimit.Limiter
 	// SignupIP counts signups per client address that passed input
 	// validation (whether or not the email was free).
@@ -148,11 +160,14 @@ func (a *Auth) allow(kind LimitKind, r *http.Request) *Error {
 	return nil
 }
 
-// loginLimit is the rate-limit state of one login attempt.
+// loginLimit is the rate-limit state of one login attempt (or password
+// change): its keys and, once reserve admitted it, its reservations.
 type loginLimit struct {
 	svc     *Service
 	ip      string
 	account string // key of the (account, address) pair
+	// The attempt's counts, held from reserve until the outcome is known.
+	ipSlot, accountSlot ratelimit.Reservation
 }
 
 // loginLimit prepares the limit checks of a login for email in realm.
@@ -169,49 +184,73 @@ func (a *Auth) loginLimit(r *http.Request, realm store.Realm, email string) logi
 	return ll
 }
 
-// check answers 429 if the address, or the address on this account, has
-// failed too often. It counts nothing.
-func (ll loginLimit) check() *Error {
+// reserve admits the attempt, or answers 429 if the address, or the
+// address on this account, has used up its failures. An admitted attempt
+// counts as a failure from now on, before its password is hashed, so that
+// attempts in flight count too (see Limits). It is counted on both limits
+// or on neither: when the account limit refuses, the address's
+// reservation is given back, so a refused attempt costs nothing. Call it
+// once, before any lookup or hashing.
+func (ll *loginLimit) reserve() *Error {
 	l := ll.svc.Limits
 	if l == nil {
 		return nil
 	}
 	now := ll.svc.now()
-	for _, x := range []struct {
-		rl   *ratelimit.Limiter
-		key  string
-		name string
-	}{{l.LoginIP, ll.ip, "login_ip"}, {l.LoginAccount, ll.account, "login_account"}} {
-		if x.rl == nil {
-			continue
+	if l.LoginIP != nil {
+		r, ok, retry := l.LoginIP.Reserve(ll.ip, now)
+		if !ok {
+			return ll.limited("login_ip", retry)
 		}
-		if blocked, retry := x.rl.Blocked(x.key, now); blocked {
-			ll.svc.Logger.Info("rate limited", zap.String("limit", x.name), zap.String("client", ll.ip))
-			return tooManyRequests(retry)
+		ll.ipSlot = r
+	}
+	if l.LoginAccount != nil {
+		r, ok, retry := l.LoginAccount.Reserve(ll.account, now)
+		if !ok {
+			ll.refund()
+			return ll.limited("login_account", retry)
 		}
+		ll.accountSlot = r
 	}
 	return nil
 }
 
-// failed counts a failed login (wrong password or unknown account).
-func (ll loginLimit) failed() {
+func (ll *loginLimit) limited(name string, retry time.Duration) *Error {
+	ll.svc.Logger.Info("rate limited", zap.String("limit", name), zap.String("client", ll.ip))
+	return tooManyRequests(retry)
+}
+
+// refund gives the attempt back to both limits: its password was never
+// evaluated (no hashing slot was free, or the store failed), so it was no
+// guess. A failure needs no call: its reservation simply stands.
+func (ll *loginLimit) refund() {
 	l := ll.svc.Limits
 	if l == nil {
 		return
 	}
-	now := ll.svc.now()
 	if l.LoginIP != nil {
-		l.LoginIP.Add(ll.ip, now)
+		l.LoginIP.Undo(&ll.ipSlot)
 	}
 	if l.LoginAccount != nil {
-		l.LoginAccount.Add(ll.account, now)
+		l.LoginAccount.Undo(&ll.accountSlot)
 	}
 }
 
-// succeeded forgets the failures of this (account, address) pair only.
-func (ll loginLimit) succeeded() {
-	if l := ll.svc.Limits; l != nil && l.LoginAccount != nil {
+// succeeded records a right password: the (account, address) pair starts
+// over, and the address's reservation is given back, since a success is
+// no failure. Undo takes back this attempt's count only, so a success
+// never removes an earlier failure of the address.
+func (ll *loginLimit) succeeded() {
+	l := ll.svc.Limits
+	if l == nil {
+		return
+	}
+	if l.LoginIP != nil {
+		l.LoginIP.Undo(&ll.ipSlot)
+	}
+	if l.LoginAccount != nil {
 		l.LoginAccount.Reset(ll.account)
+		ll.accountSlot = ratelimit.Reservation{} // went with the reset
 	}
 }
 

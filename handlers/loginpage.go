@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/xanoauth/caddy-xanoauth/store"
 	"github.com/xanoauth/caddy-xanoauth/token"
 )
 
@@ -317,10 +318,19 @@ func (a *Auth) endCookieSession(r *http.Request) {
 	if err != nil || claims.Table != a.Table || claims.SID == "" {
 		return // expired or not ours: nothing left to revoke
 	}
+	realm := store.Realm{DataSource: claims.DS, Table: claims.Table}
+	if a.Svc.Store.IsRevoked(realm, claims.ID, claims.SID, claims.IssuedAt) {
+		return // already logged out: a replayed cookie must not count again
+	}
 	log := a.Svc.Logger.With(zap.String("endpoint", "logout_page"), zap.String("table", a.Table))
-	if err := a.Svc.Store.RevokeSession(r.Context(), claims.SID, claims.Expiry); err != nil {
+	folded, err := a.Svc.revokeSession(r.Context(), a.table(), realm, claims.ID, claims.SID, claims.Expiry)
+	if err != nil {
 		log.Error("revoking session", zap.Error(err))
 		return
+	}
+	if folded {
+		log.Warn("too many single-session logouts; logged the user out everywhere",
+			zap.Int64("user_id", claims.ID), zap.Int("limit", MaxSessionRevocations))
 	}
 	log.Info("logout", zap.Int64("user_id", claims.ID))
 }

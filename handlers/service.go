@@ -82,6 +82,11 @@ type Service struct {
 	sessions  sessions
 	cacheOnce sync.Once
 	cache     *verifyCache
+	// revocations bounds each user's single-session revocation records
+	// (revokeSession). It is on even when Limits is nil: it bounds
+	// storage, not request rates, and `rate_limit off` must not unbound
+	// it.
+	revocations revocationCounts
 }
 
 // SetKeys installs the key ring; the newest key signs from then on.

@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/xanoauth/caddy-xanoauth/password"
+	"github.com/xanoauth/caddy-xanoauth/ratelimit"
 	"github.com/xanoauth/caddy-xanoauth/store"
 	"github.com/xanoauth/caddy-xanoauth/token"
 )
@@ -27,6 +29,16 @@ const (
 // refreshTokenLen is the length of an encoded refresh token: 32 random
 // bytes in unpadded base64url.
 const refreshTokenLen = 43
+
+// MaxSessionRevocations is how many single-session logouts of one user
+// (per table and data source) are recorded as such within one token
+// lifetime; past it a logout logs the user out everywhere instead (our
+// decision; documented in the README). Each single-session logout leaves
+// a record, kept on disk and in memory until the token it revoked would
+// have expired, so without a bound one account looping login and logout
+// could grow the revocation set without end. 100 is far beyond what one
+// person does across their devices in a token lifetime.
+const MaxSessionRevocations = 100
 
 // DefaultRefreshGrace is how long a spent refresh token may come back (a
 // second tab refreshing at the same moment) before it counts as reuse.
@@ -226,6 +238,63 @@ func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *sto
 		return tokenPair{}, err
 	}
 	return ns.issue(s, t, u)
+}
+
+// revocationCounts counts each user's single-session revocations for
+// revokeSession: one limiter per table, whose window is the table's
+// MaxTokenTTL, the longest a revocation record can matter. It lives in
+// memory only, so a restart starts every count afresh.
+type revocationCounts struct {
+	mu       sync.Mutex
+	perTable map[string]*ratelimit.Limiter
+}
+
+// limiter returns table t's counter, made on first use.
+func (rc *revocationCounts) limiter(t *Table) *ratelimit.Limiter {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rl := rc.perTable[t.Name]; rl != nil {
+		return rl
+	}
+	// MaxTokenTTL is a configured token_ttl (at least a second in
+	// practice); the floor only keeps New's minimum. The key bound is
+	// the default: a key is one user, ~150 bytes.
+	rl, err := ratelimit.New(MaxSessionRevocations, max(t.MaxTokenTTL(), time.Second), 0)
+	if err != nil {
+		panic(err) // not reached: the limit and window are valid
+	}
+	if rc.perTable == nil {
+		rc.perTable = map[string]*ratelimit.Limiter{}
+	}
+	rc.perTable[t.Name] = rl
+	return rl
+}
+
+// revokeSession logs out session sid of user userID of table t in realm,
+// whose token asking for it expires at until (unix seconds). Every such
+// logout leaves a record (store.RevokeSession) until that token would
+// have expired, so they are counted per user: past MaxSessionRevocations
+// within the table's MaxTokenTTL the logout is folded into a
+// log-out-everywhere of the user (RevokeUser), which keeps one merged
+// cutoff per user however often it happens, and revokes this session
+// with the others. Since no record outlives one MaxTokenTTL, at any
+// instant a user has at most MaxSessionRevocations unexpired records from
+// this process's single-session logouts (expired ones wait for the next
+// prune). A fold, like any log-out-everywhere, still writes one record
+// per stored session (refresh on) it ends, so with refresh on the records
+// are bounded by the stored sessions, which logins create, not by this.
+// It reports whether it folded.
+func (s *Service) revokeSession(ctx context.Context, t *Table, realm store.Realm, userID int64, sid string, until int64) (folded bool, err error) {
+	rl := s.revocations.limiter(t)
+	now := s.now()
+	// Cheap: Prune stops at the first user whose count is still live, so
+	// it costs what it drops, and memory holds only live counts.
+	rl.Prune(now)
+	if ok, _ := rl.Allow(realm.DataSource+"\x00"+strconv.FormatInt(userID, 10), now); ok {
+		return false, s.Store.RevokeSession(ctx, sid, until)
+	}
+	_, err = s.RevokeUser(ctx, t, realm.DataSource, userID, "")
+	return true, err
 }
 
 // RevokeUser logs user userID of table t in ds out everywhere but session
@@ -455,6 +524,13 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 			if c == nil {
 				return refuse(unauthorized(MsgOtherDataSource))
 			}
+		case err == nil && sess.Realm.Table == t.Name && c != nil && sess.SID == c.SID:
+			// The access token's own session: revoked, and counted
+			// (revokeSession), once.
+		case err == nil && sess.Realm.Table == t.Name && sess.Revoked && !everywhere:
+			// Logged out already, and its record stands. A replayed
+			// refresh token must not count towards the user's fold: whoever
+			// kept a dead one could log the user out everywhere.
 		case err == nil && sess.Realm.Table == t.Name:
 			targets = append(targets, target{sess.Realm, sess.UserID, sess.SID, sess.AccessExp})
 		case err == nil || errors.Is(err, store.ErrNotFound):
@@ -467,15 +543,20 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	for _, tg := range targets {
 		var err error
+		folded := false
 		if everywhere {
 			_, err = a.Svc.RevokeUser(r.Context(), t, tg.realm.DataSource, tg.userID, "")
 		} else {
-			err = a.Svc.Store.RevokeSession(r.Context(), tg.sid, tg.until)
+			folded, err = a.Svc.revokeSession(r.Context(), t, tg.realm, tg.userID, tg.sid, tg.until)
 		}
 		if err != nil {
 			return a.fatal(log, "revoking session", err)
 		}
-		log.Info("logout", zap.Int64("user_id", tg.userID), zap.Bool("all", everywhere))
+		if folded {
+			log.Warn("too many single-session logouts within a token lifetime; logged out everywhere instead",
+				zap.Int64("user_id", tg.userID), zap.Int("limit", MaxSessionRevocations))
+		}
+		log.Info("logout", zap.Int64("user_id", tg.userID), zap.Bool("all", everywhere || folded))
 	}
 	a.clearSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -518,21 +599,27 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
 		return a.fatal(log, "reading user", err)
 	}
 	// A stolen access token must not become an unlimited oracle for the
-	// old password: wrong guesses count like failed logins.
+	// old password: guesses are reserved and counted like failed logins,
+	// in flight ones included.
 	limit := a.loginLimit(r, realm, u.Email)
-	if e := limit.check(); e != nil {
+	if e := limit.reserve(); e != nil {
 		return e
 	}
 	ok, _, err := a.Svc.Hasher.Verify(r.Context(), u.PasswordHash, oldPw)
-	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
+	if errors.Is(err, password.ErrBusy) {
+		limit.refund() // nothing was hashed: no guess was evaluated
 		return a.hashFailure(log, err)
+	}
+	if ok {
+		limit.succeeded()
+	}
+	if ctxErr(r.Context()) {
+		return a.hashFailure(log, err) // hashed: a wrong guess still counts
 	}
 	if !ok {
 		log.Info("password change refused", zap.Int64("user_id", u.ID))
-		limit.failed()
 		return accessDenied(MsgInvalidCredentials)
 	}
-	limit.succeeded()
 	hash, err := a.Svc.Hasher.Hash(r.Context(), newPw)
 	if err != nil {
 		return a.hashFailure(log, err)

@@ -20,6 +20,14 @@
 // burst of N through and then another event after W/N, i.e. N+1 in a
 // window: not "at most N per W").
 //
+// # Outcomes known later
+//
+// To limit only some outcomes of an expensive step (failed logins) strictly,
+// count each attempt before the step with Reserve, which checks and counts
+// in one step, and Undo it once it turns out not to count. Checking before
+// the step and counting after it would let every attempt in flight pass
+// the check at once.
+//
 // # Memory bound
 //
 // A Limiter tracks at most MaxKeys keys (DefaultMaxKeys = 100,000). A key
@@ -118,23 +126,76 @@ func (l *Limiter) Window() time.Duration { return l.window }
 // event would be allowed again (if nothing else is counted meanwhile); a
 // refused event is not counted.
 func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Duration) {
+	_, ok, retryAfter = l.Reserve(key, now)
+	return ok, retryAfter
+}
+
+// Reservation is one event counted by Reserve, which Undo can take back.
+// It names the key's entry and the slot the event went into, not the key
+// and a time: a key that was Reset and counted again has a new entry, and
+// an event whose time was behind its key's newest slot (a clock read just
+// before another goroutine's) went into that newest slot, so only the
+// entry and the slot say for sure which count is the event's. The zero
+// Reservation holds nothing.
+type Reservation struct {
+	e    *entry
+	slot int64
+}
+
+// Reserve is Allow for an event that may turn out not to count (a login
+// attempt, counted as a failure before its outcome is known, so that
+// attempts in flight count too): if it counted the event, r lets Undo take
+// it back once it is known not to count. The check and the count are one
+// step under the lock, so however calls interleave no window ever holds
+// more than limit events that were not undone.
+func (l *Limiter) Reserve(key string, now time.Time) (r Reservation, ok bool, retryAfter time.Duration) {
 	idx := l.index(now)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entries[key]
 	if e != nil {
 		if n := e.count(idx); n >= l.limit {
-			return false, l.retryAfter(e, idx, n, now)
+			return Reservation{}, false, l.retryAfter(e, idx, n, now)
 		}
 	}
-	l.add(key, e, idx)
-	return true, 0
+	e, counted := l.add(key, e, idx)
+	if !counted {
+		return Reservation{}, true, 0 // a saturated slot: nothing to undo
+	}
+	return Reservation{e: e, slot: e.head}, true, 0
+}
+
+// Undo takes back the event *r counted, and empties *r so that a second
+// Undo does nothing. It removes that event's count and never another's:
+// it does nothing (and reports false) if the key was Reset, pruned or
+// evicted since (its count went with the entry), or if the event's slot
+// has left the ring (it was forgotten already). The zero Reservation, or
+// one of another Limiter, undoes nothing.
+func (l *Limiter) Undo(r *Reservation) bool {
+	e, slot := r.e, r.slot
+	*r = Reservation{}
+	if e == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.entries[e.key] != e || slot < e.head-Granularity {
+		return false
+	}
+	c := &e.counts[mod(slot)]
+	if *c == 0 {
+		return false // not reached: the event is still in its slot
+	}
+	*c--
+	return true
 }
 
 // Blocked reports whether key has reached its limit at now, without
-// counting anything, and if so how long until it is below it again. Use it
-// with Add to limit only some outcomes (failed logins): check with Blocked
-// before doing the work, count with Add only when it failed.
+// counting anything, and if so how long until it is below it again. With
+// Add it limits only some outcomes, but loosely: events in flight between
+// a Blocked and their Add are not counted yet, so concurrent callers can
+// all pass Blocked at once. For a strict limit on outcomes, count up front
+// with Reserve and Undo what did not count.
 func (l *Limiter) Blocked(key string, now time.Time) (blocked bool, retryAfter time.Duration) {
 	idx := l.index(now)
 	l.mu.Lock()
@@ -155,7 +216,7 @@ func (l *Limiter) Add(key string, now time.Time) {
 	idx := l.index(now)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.add(key, l.entries[key], idx)
+	_, _ = l.add(key, l.entries[key], idx)
 }
 
 // Reset forgets key.
@@ -234,8 +295,10 @@ func (l *Limiter) index(t time.Time) int64 {
 }
 
 // add counts one event in e (created for key if nil) at slot idx, and
-// makes e the most recently counted key. Called with l.mu held.
-func (l *Limiter) add(key string, e *entry, idx int64) {
+// makes e the most recently counted key. It returns e, and whether it
+// counted (false: the slot is saturated). The event goes into e's newest
+// slot, which is idx unless idx is behind it. Called with l.mu held.
+func (l *Limiter) add(key string, e *entry, idx int64) (*entry, bool) {
 	if e == nil {
 		for len(l.entries) >= l.maxKeys && l.oldest != nil {
 			if !l.oldest.expired(idx) {
@@ -252,7 +315,9 @@ func (l *Limiter) add(key string, e *entry, idx int64) {
 	e.advance(idx)
 	if c := &e.counts[mod(e.head)]; *c < ^uint32(0) {
 		*c++
+		return e, true
 	}
+	return e, false
 }
 
 // retryAfter returns how long from now until e's count at slot idx, which

@@ -297,3 +297,156 @@ func BenchmarkAllowParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestReserveUndo(t *testing.T) {
+	l := mustNew(t, 2, time.Minute, 0)
+	a, ok, _ := l.Reserve("k", t0)
+	if !ok {
+		t.Fatal("first reservation refused")
+	}
+	if _, ok, _ := l.Reserve("k", t0.Add(time.Second)); !ok {
+		t.Fatal("second reservation refused")
+	}
+	r, ok, retry := l.Reserve("k", t0.Add(2*time.Second))
+	if ok || retry <= 0 || r != (Reservation{}) {
+		t.Fatalf("third reservation: ok %v, retry %v, %+v", ok, retry, r)
+	}
+	if !l.Undo(&a) {
+		t.Fatal("Undo of a live reservation did nothing")
+	}
+	if a != (Reservation{}) {
+		t.Fatal("Undo left the reservation set")
+	}
+	// Undoing twice, or the zero Reservation, removes nothing more.
+	if l.Undo(&a) || l.Undo(&Reservation{}) {
+		t.Fatal("a spent or zero reservation undid something")
+	}
+	if _, ok, _ := l.Reserve("k", t0.Add(3*time.Second)); !ok {
+		t.Fatal("the undone event still counts")
+	}
+	if b, _ := l.Blocked("k", t0.Add(3*time.Second)); !b {
+		t.Fatal("Undo removed more than its own event")
+	}
+}
+
+// TestUndoNeverRemovesAnotherEvent: a reservation whose count is gone
+// (its key Reset, its slot out of the ring, its key evicted) undoes
+// nothing, even when the key holds other events counted at the same time.
+func TestUndoNeverRemovesAnotherEvent(t *testing.T) {
+	l := mustNew(t, 1, time.Minute, 0)
+	r, _, _ := l.Reserve("k", t0)
+	l.Reset("k")
+	l.Add("k", t0) // same key, same time, another event
+	if l.Undo(&r) {
+		t.Fatal("Undo after Reset removed a later event")
+	}
+	if b, _ := l.Blocked("k", t0); !b {
+		t.Fatal("the later event was lost")
+	}
+
+	l = mustNew(t, 1, time.Minute, 0)
+	r, _, _ = l.Reserve("k", t0)
+	l.Add("k", t0.Add(2*time.Minute)) // t0's slot has left the ring
+	if l.Undo(&r) {
+		t.Fatal("Undo of a forgotten event removed another")
+	}
+	if b, _ := l.Blocked("k", t0.Add(2*time.Minute)); !b {
+		t.Fatal("the later event was lost")
+	}
+
+	l = mustNew(t, 1, time.Minute, 1)
+	r, _, _ = l.Reserve("k", t0)
+	l.Add("other", t0) // evicts k at the bound of one key
+	l.Add("k", t0)
+	if l.Undo(&r) {
+		t.Fatal("Undo after eviction removed a later event")
+	}
+	if b, _ := l.Blocked("k", t0); !b {
+		t.Fatal("the later event was lost")
+	}
+
+	// A reservation of another limiter undoes nothing here.
+	other := mustNew(t, 1, time.Minute, 0)
+	r, _, _ = other.Reserve("k", t0)
+	if l.Undo(&r) {
+		t.Fatal("Undo of another limiter's reservation")
+	}
+}
+
+// TestUndoLateClockRead: an event whose time is behind its key's newest
+// slot is counted in that slot; Undo takes it from there, which an undo
+// by key and time (the slot of its own time, empty here) would miss.
+func TestUndoLateClockRead(t *testing.T) {
+	l := mustNew(t, 2, time.Minute, 0)
+	l.Add("k", t0.Add(50*time.Second))
+	r, ok, _ := l.Reserve("k", t0)
+	if !ok {
+		t.Fatal("reservation refused")
+	}
+	if b, _ := l.Blocked("k", t0.Add(50*time.Second)); !b {
+		t.Fatal("late event not counted")
+	}
+	if !l.Undo(&r) {
+		t.Fatal("Undo of a late event did nothing")
+	}
+	if b, _ := l.Blocked("k", t0.Add(50*time.Second)); b {
+		t.Fatal("late event still counted after Undo")
+	}
+	// The other event is intact and expires on its own time.
+	if _, ok, _ := l.Reserve("k", t0.Add(50*time.Second)); !ok {
+		t.Fatal("refused with one event of two")
+	}
+	if ok, _ := l.Allow("k", t0.Add(51*time.Second)); ok {
+		t.Fatal("a third event allowed")
+	}
+}
+
+// TestReserveUndoConcurrent: goroutines reserve at once and undo some of
+// their reservations (run with -race). At no moment may more reservations
+// stand than the limit, and at the end the limiter's count is exactly the
+// reservations kept.
+func TestReserveUndoConcurrent(t *testing.T) {
+	const limit, workers = 20, 32
+	l := mustNew(t, limit, time.Hour, 0)
+	var standing, peak, kept atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range 200 {
+				r, ok, _ := l.Reserve("k", t0.Add(time.Duration(i)*time.Millisecond))
+				if !ok {
+					continue
+				}
+				n := standing.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				if (w+i)%3 == 0 {
+					kept.Add(1)
+					continue
+				}
+				standing.Add(-1)
+				if !l.Undo(&r) {
+					t.Error("Undo of a live reservation failed")
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	// standing is raised after a Reserve succeeds and lowered before its
+	// Undo, so it never exceeds the reservations the limiter holds: if it
+	// passed the limit, so did the limiter.
+	if p := peak.Load(); p > limit {
+		t.Fatalf("%d reservations stood at once, limit %d", p, limit)
+	}
+	if k := kept.Load(); k != limit {
+		t.Fatalf("%d reservations kept, want the limit %d (undone ones must free their place)", k, limit)
+	}
+	if b, _ := l.Blocked("k", t0.Add(time.Second)); !b {
+		t.Fatal("not blocked with the limit kept")
+	}
+}

@@ -414,6 +414,18 @@ func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64
 	return len(revoked), nil
 }
 
+// RevokedCount returns how many single-session revocations the revoked
+// bucket holds, expired ones included until Prune drops them: the number a
+// login+logout loop would grow (the memory set mirrors the bucket).
+func (b *Bolt) RevokedCount() (int, error) {
+	n := 0
+	err := b.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketRevoked).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
 // IsRevoked implements Sessions.
 func (b *Bolt) IsRevoked(realm Realm, userID int64, sid string, iat int64) bool {
 	if b.revoked.has(sid) {
