@@ -371,10 +371,15 @@ func (ah *AuthHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		cookie <name...>
 //		header <field> <claim>
 //		redirect <login-url>
+//		data_source <name...>
+//		session_cookie off
+//		cache private|no_store|off
+//		preflight answer|forward
+//		csrf off|<origin...>
 //	}
 //
-// `require`, `cookie` and `header` may repeat; claims are id, table, ds or
-// extras.<key>.
+// `require`, `cookie`, `header` and `csrf <origin...>` may repeat; claims
+// are id, table, ds or extras.<key>.
 func parseGuard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	gh := new(GuardHandler)
 	err := gh.UnmarshalCaddyfile(h.Dispenser)
@@ -390,7 +395,7 @@ func (gh *GuardHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		opt := d.Val()
-		if opt == "table" || opt == "optional" {
+		if opt == "table" || opt == "optional" || opt == "data_source" || opt == "session_cookie" || opt == "cache" || opt == "preflight" {
 			if seen[opt] {
 				return d.Errf("duplicate xano_guard option %q", opt)
 			}
@@ -442,6 +447,55 @@ func (gh *GuardHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "redirect":
 			if err := gh.parseRedirect(d); err != nil {
 				return err
+			}
+		case "data_source":
+			gh.DataSources = d.RemainingArgs()
+			if len(gh.DataSources) == 0 {
+				return d.ArgErr()
+			}
+		case "session_cookie":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			if v != "off" {
+				return d.Errf("session_cookie: unknown argument %q (want off)", v)
+			}
+			gh.IgnoreSessionCookie = true
+		case "cache":
+			if !d.AllArgs(&gh.Cache) {
+				return d.ArgErr()
+			}
+			if _, err := cacheMode(gh.Cache); err != nil {
+				return d.Err(err.Error())
+			}
+		case "preflight":
+			if !d.AllArgs(&gh.Preflight) {
+				return d.ArgErr()
+			}
+			if gh.Preflight != "answer" && gh.Preflight != "forward" {
+				return d.Errf("preflight: unknown argument %q (want answer or forward)", gh.Preflight)
+			}
+		case "csrf":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 0:
+				return d.ArgErr()
+			case len(args) == 1 && args[0] == "off":
+				if gh.CSRFOff || len(gh.CSRFOrigins) > 0 {
+					return d.Err("csrf off cannot be combined with other csrf lines")
+				}
+				gh.CSRFOff = true
+			default:
+				if gh.CSRFOff {
+					return d.Err("csrf off cannot be combined with other csrf lines")
+				}
+				for _, o := range args {
+					if err := handlers.CheckOrigin(o); err != nil {
+						return d.Errf("csrf: %v", err)
+					}
+				}
+				gh.CSRFOrigins = append(gh.CSRFOrigins, args...)
 			}
 		default:
 			return d.Errf("unknown xano_guard option %q", opt)

@@ -82,6 +82,12 @@ func TestParseErrorsCarryFileAndLine(t *testing.T) {
 		{"cors in upper case", "xano_auth {\n\tcors https://App.Example.com\n}", "Testfile:2", authParse},
 		{"cors off among origins", "xano_auth {\n\tcors off https://a.example\n}", "Testfile:2", authParse},
 		{"argument on directive", "xano_guard extra", "Testfile:1", guardParse},
+		{"bad cache mode", "xano_guard {\n\tcache public\n}", "Testfile:2", guardParse},
+		{"bad preflight mode", "xano_guard {\n\tpreflight pass\n}", "Testfile:2", guardParse},
+		{"session_cookie on", "xano_guard {\n\tsession_cookie on\n}", "Testfile:2", guardParse},
+		{"csrf origin with a path", "xano_guard {\n\tcsrf https://a.example/x\n}", "Testfile:2", guardParse},
+		{"csrf off and origins", "xano_guard {\n\tcsrf https://a.example\n\tcsrf off\n}", "Testfile:3", guardParse},
+		{"data_source without name", "xano_guard {\n\tdata_source\n}", "Testfile:2", guardParse},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,6 +123,30 @@ func TestParseGuard(t *testing.T) {
 		`"cookies":["ww-auth-access-token","AuthToken"],"headers":{"X-User-Id":"id"}}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+
+	d = caddyfile.NewTestDispenser(`xano_guard {
+		data_source live test
+		session_cookie off
+		cache no_store
+		preflight forward
+		csrf https://admin.example.com
+		csrf https://www.example.com
+	}`)
+	g = new(GuardHandler)
+	if err := g.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = json.Marshal(g)
+	want = `{"ignore_session_cookie":true,"data_sources":["live","test"],"cache":"no_store","preflight":"forward",` +
+		`"csrf_origins":["https://admin.example.com","https://www.example.com"]}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	d = caddyfile.NewTestDispenser("xano_guard {\n\tcsrf off\n}")
+	g = new(GuardHandler)
+	if err := g.UnmarshalCaddyfile(d); err != nil || !g.CSRFOff {
+		t.Fatalf("csrf off: %v %+v", err, g)
 	}
 }
 

@@ -268,6 +268,7 @@ func (a *App) Start() error {
 		return err
 	}
 	a.recordSigning()
+	a.warnAppendingProxies()
 	go a.sweep(a.sweepInterval())
 	return nil
 }

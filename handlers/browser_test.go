@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"crypto/tls"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/xanoauth/caddy-xanoauth/token"
 )
 
 // browserAuth is the "user" table's Auth with cookie sessions and a login
@@ -327,6 +331,7 @@ func TestFormLoginCSRF(t *testing.T) {
 		{"cross-site", field, csrf, "cross-site", "", false, ""},
 		{"same-site subdomain", field, csrf, "same-site", "", false, ""},
 		{"foreign origin", field, csrf, "", "http://evil.example", false, ""},
+		{"Origin null (sender hidden)", field, csrf, "", "null", false, "a sandboxed frame sends null"},
 		{"malformed cookie", "x", &http.Cookie{Name: "xano_csrf", Value: "x"}, "same-origin", "", false, ""},
 	}
 	for _, c := range cases {
@@ -629,5 +634,75 @@ func TestLogoutIgnoresCookieFromOtherOrigins(t *testing.T) {
 	}
 	if got := f.me(t, ck.Value); got != 401 {
 		t.Errorf("session after a logout from a listed origin: %d, want 401", got)
+	}
+}
+
+// TestLogoutKeepsCookieForOtherOrigins: a cross-site form posting to the
+// JSON logout with a junk token does not delete the session cookie
+// (forced logout); from this origin it does.
+func TestLogoutKeepsCookieForOtherOrigins(t *testing.T) {
+	f := newFixture(t)
+	a := f.browserAuth(SessionCookie{}, nil)
+	logout := func(site, origin string) response {
+		r := formReq("https://app.example.com/api:x/auth/logout?authtoken=junk", url.Values{})
+		r.Header.Set("Sec-Fetch-Site", site)
+		r.Header.Set("Origin", origin)
+		resp, _ := serve(t, a, r)
+		return resp
+	}
+	for _, c := range []struct{ site, origin string }{{"cross-site", "https://evil.example"}, {"same-site", "https://evil.example.com"}, {"", "null"}} {
+		resp := logout(c.site, c.origin)
+		if ck := cookiesOf(resp)[DefaultCookieName]; ck != nil {
+			t.Errorf("logout from %s %s deleted the session cookie: %v", c.site, c.origin, ck)
+		}
+	}
+	resp := logout("same-origin", "https://app.example.com")
+	if ck := cookiesOf(resp)[DefaultCookieName]; ck == nil || ck.MaxAge >= 0 {
+		t.Errorf("logout from this origin with a dead token kept the cookie: %v", resp.Header)
+	}
+}
+
+// TestPageLogoutLoopFoldsRevocations: the page logout counts against the
+// same bound as the JSON one, and a replayed cookie of a session already
+// logged out counts nothing.
+func TestPageLogoutLoopFoldsRevocations(t *testing.T) {
+	f := newFixture(t)
+	f.signup(t, "ann@example.com", "secret123")
+	a := f.browserAuth(SessionCookie{}, &LoginPage{Path: "/login"})
+	mint := func(i int) *http.Cookie {
+		tok, err := f.svc.Keys().Mint(token.Claims{ID: 1, Table: "user", DS: "live", SID: fmt.Sprintf("page-%d", i),
+			IssuedAt: f.clock.Unix(), NotBefore: f.clock.Unix(), Expiry: f.clock.Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Cookie{Name: DefaultCookieName, Value: tok}
+	}
+	logout := func(ck *http.Cookie) {
+		resp, _ := serve(t, a, browserNav(httptest.NewRequest("GET", "http://localhost/login/logout", nil), "same-origin", ck))
+		if resp.Status != 303 {
+			t.Fatalf("page logout: %d", resp.Status)
+		}
+	}
+	first := mint(0)
+	logout(first)
+	for range 3 * MaxSessionRevocations {
+		logout(first) // replays: already revoked, not counted
+	}
+	keep := mint(-1)
+	for i := 1; i < MaxSessionRevocations; i++ {
+		logout(mint(i))
+	}
+	if n := f.revokedCount(t); n != MaxSessionRevocations {
+		t.Fatalf("%d records after %d page logouts", n, MaxSessionRevocations)
+	}
+	if f.me(t, keep.Value) != 200 {
+		t.Fatal("another session ended before the limit: replays were counted")
+	}
+	logout(mint(MaxSessionRevocations))
+	if n := f.revokedCount(t); n > MaxSessionRevocations {
+		t.Fatalf("%d records past the limit", n)
+	}
+	if f.me(t, keep.Value) != http.StatusUnauthorized {
+		t.Fatal("past the limit the page logout did not log the user out everywhere")
 	}
 }

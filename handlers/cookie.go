@@ -159,8 +159,12 @@ func (a *Auth) setSessionCookie(w http.ResponseWriter, r *http.Request, token st
 // clearSessionCookie deletes the session cookie (same name, path and
 // domain, Max-Age=0). Logout endpoints call it; without cookie sessions it
 // does nothing.
+//
+// Like setting it, clearing it is only for the origins that may use it
+// (cookieOrigin): a cross-site form posting to the JSON logout would
+// otherwise log the user out of this site.
 func (a *Auth) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
-	if a.Browser == nil {
+	if a.Browser == nil || !a.cookieOrigin(r) {
 		return
 	}
 	http.SetCookie(w, a.Browser.Cookie.build(r, "", -1))

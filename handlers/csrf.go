@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
-	"net/url"
 )
 
 // CSRF protection of the login page's forms (login and logout).
@@ -22,8 +21,8 @@ import (
 //     cannot fill in the field.
 //   - In addition, when the browser says where the request comes from, it
 //     must be this origin: Sec-Fetch-Site must be same-origin (or none: the
-//     user's own action), and an Origin header, when present and not
-//     "null", must name this host.
+//     user's own action), and an Origin header, when present, must name
+//     this host ("null", which hides its sender, never does).
 //
 // This stops login CSRF (logging the victim into the attacker's account)
 // and forced logout. The API endpoints do not need it: a JSON body forces a
@@ -74,11 +73,8 @@ func originOK(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return false
-		}
+	if o := r.Header.Get("Origin"); o != "" && !sameHost(o, r) {
+		return false // "null" included: its sender is hidden
 	}
 	return true
 }
@@ -89,9 +85,8 @@ func sameOriginSignal(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
 		return s == "same-origin"
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		u, err := url.Parse(o)
-		return err == nil && u.Host == r.Host
+	if o := r.Header.Get("Origin"); o != "" {
+		return sameHost(o, r)
 	}
 	return false
 }

@@ -30,6 +30,7 @@ const (
 	MsgNotLocated         = "Unable to locate request."
 	MsgSignupClosed       = "Signup is not available for this table."
 	MsgAccessDenied       = "Access denied: insufficient permissions."
+	MsgCrossSiteCookie    = "Access denied: the session cookie cannot be used from another site."
 	MsgFatal              = "An internal error occurred."
 	MsgInvalidEmail       = "Invalid email address."
 	MsgNotText            = "Value must be text."

@@ -46,6 +46,26 @@ type Guard struct {
 	// Redirect, when set, sends navigations without a valid token to this
 	// login page (with ?return=) instead of answering 401 (redirect.go).
 	Redirect string
+	// DataSources are the data sources whose tokens pass; empty: only the
+	// service's default one (the first), so that a user of a second data
+	// source (test, staging) is never taken for a live user of the same id.
+	DataSources []string
+	// Cache decides the Cache-Control of responses to requests that passed
+	// with a token (guardcache.go).
+	Cache CacheMode
+	// ForwardPreflight passes CORS preflights on to the next handler, as
+	// anonymous requests; otherwise a guard that requires a token answers
+	// them itself (answerPreflight).
+	ForwardPreflight bool
+	// CSRFOff turns off the refusal of unsafe methods whose token came from
+	// a cookie and whose request came from another origin (guardcsrf.go).
+	CSRFOff bool
+	// CSRFOrigins are other origins whose pages may send such requests.
+	CSRFOrigins []string
+
+	// identity lists the canonical names of Headers, scrubbed from the
+	// client's request (guardidentity.go).
+	identity []string
 
 	extraKeys []string
 	// extraPlaceholders[i] is the placeholder of extraKeys[i], built once.
@@ -85,27 +105,69 @@ func (g *Guard) Init() error {
 			}
 		}
 	}
+	if len(g.DataSources) == 0 {
+		g.DataSources = g.Svc.DataSources[:1]
+	}
+	for _, ds := range g.DataSources {
+		if !slices.Contains(g.Svc.DataSources, ds) {
+			return fmt.Errorf("data_source %q is not one of the xano app's data_sources %v", ds, g.Svc.DataSources)
+		}
+	}
 	for _, r := range g.Require {
-		if err := checkClaimName(r.Field); err != nil {
+		if err := g.checkClaimName(r.Field); err != nil {
 			return fmt.Errorf("require: %v", err)
 		}
 		if len(r.Values) == 0 {
 			return fmt.Errorf("require %s: no values", r.Field)
 		}
 	}
+	if len(g.Require) > 0 && g.Optional {
+		// Anonymous requests would pass while a signed-in user who fails
+		// the rule is refused: the rule would keep out only those it is
+		// meant to let in.
+		return fmt.Errorf("require cannot be combined with optional: anonymous requests would pass the rule that signed-in users fail")
+	}
+	g.identity = g.identity[:0]
+	claims := map[string]bool{}
 	for h, claim := range g.Headers {
-		if err := checkClaimName(claim); err != nil {
+		if err := g.checkClaimName(claim); err != nil {
 			return fmt.Errorf("header %s: %v", h, err)
+		}
+		g.identity = append(g.identity, http.CanonicalHeaderKey(h))
+		claims[claim] = true
+	}
+	slices.Sort(g.identity)
+	if claims["id"] {
+		// Ids count per table and per data source: user 1 of "test" is
+		// not user 1 of "live". An upstream that gets the id alone from a
+		// guard that accepts several could not tell them apart.
+		if len(g.Tables) > 1 && !claims["table"] {
+			return fmt.Errorf("header with claim id: this guard accepts the tokens of tables %v, whose ids overlap; also forward the table (header X-User-Table table)", g.Tables)
+		}
+		if len(g.DataSources) > 1 && !claims["ds"] {
+			return fmt.Errorf("header with claim id: this guard accepts the tokens of data sources %v, whose ids overlap; also forward the data source (header X-User-Ds ds)", g.DataSources)
+		}
+	}
+	for _, o := range g.CSRFOrigins {
+		if err := CheckOrigin(o); err != nil {
+			return fmt.Errorf("csrf: %v", err)
 		}
 	}
 	return nil
 }
 
-func checkClaimName(name string) error {
+// checkClaimName validates a claim of require or header: an extra must be
+// one that a table of this guard declares, or its placeholder would never
+// be set, and the rule always fail or the header never be sent.
+func (g *Guard) checkClaimName(name string) error {
 	switch {
 	case name == "id", name == "table", name == "ds":
 		return nil
 	case strings.HasPrefix(name, "extras.") && len(name) > len("extras."):
+		k := strings.TrimPrefix(name, "extras.")
+		if !slices.Contains(g.extraKeys, k) {
+			return fmt.Errorf("claim %q: no table of this guard (%s) declares the extra %q", name, strings.Join(g.Tables, ", "), k)
+		}
 		return nil
 	}
 	return fmt.Errorf("unknown claim %q (want id, table, ds or extras.<key>)", name)
@@ -113,14 +175,19 @@ func checkClaimName(name string) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// Delete before anything else: a forged identity header must not
+	// Scrub before anything else: a forged identity header must not
 	// survive any path through this handler (cf. GHSA-7r4p-vjf4-gxv4),
 	// the preflight's included.
-	for h := range g.Headers {
-		r.Header.Del(h)
-	}
+	g.scrubIdentity(r)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if IsPreflight(r) {
+		if !g.ForwardPreflight && !g.Optional {
+			// Any client can send one: a guard that requires a token
+			// must not hand a request without one to an upstream that
+			// may not look at the method.
+			answerPreflight(w)
+			return nil
+		}
 		// Browsers send preflights without credentials, so one passes
 		// as anonymous: an upstream that answers it finds empty
 		// placeholders, never the literal {http.auth.user.id}.
@@ -128,7 +195,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return next.ServeHTTP(w, r)
 	}
 
-	c, e := g.Svc.authenticate(r, g.Cookies, g.Tables)
+	c, fromCookie, e := g.authenticate(r)
 	if e != nil && e.Status == http.StatusUnauthorized && (g.Optional && g.IgnoreInvalid || g.isLoginPage(r)) {
 		c, e = nil, nil
 	}
@@ -144,6 +211,10 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		g.setPlaceholders(repl, nil)
 		return next.ServeHTTP(w, r)
 	}
+	if fromCookie && !g.CSRFOff && !g.cookieRequestOK(r) {
+		WriteError(w, accessDenied(MsgCrossSiteCookie))
+		return nil
+	}
 	for _, rule := range g.Require {
 		v, ok := claimValue(c, rule.Field)
 		if !ok || !slices.Contains(rule.Values, v) {
@@ -157,7 +228,28 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			r.Header.Set(h, v)
 		}
 	}
-	return next.ServeHTTP(w, r)
+	return next.ServeHTTP(g.cacheWriter(w), r)
+}
+
+// authenticate finds the request's token as Xano does and verifies it: of
+// one of the guard's tables and data sources, and of the data source the
+// request names. fromCookie tells whether a cookie carried it, which a
+// browser sends on requests that other sites' pages make. (nil, false,
+// nil) is a request without a token.
+func (g *Guard) authenticate(r *http.Request) (c *token.Claims, fromCookie bool, e *Error) {
+	raw, fromCookie, found := findToken(r, g.Cookies)
+	if !found {
+		return nil, false, nil
+	}
+	ds, e := g.Svc.dataSource(r)
+	if e != nil {
+		return nil, fromCookie, e
+	}
+	c, e = g.Svc.checkToken(raw, ds, g.Tables)
+	if e == nil && !slices.Contains(g.DataSources, c.DS) {
+		return nil, fromCookie, unauthorized(MsgOtherDataSource)
+	}
+	return c, fromCookie, e
 }
 
 // setPlaceholders publishes c, or empty values for an anonymous request.
@@ -228,3 +320,44 @@ func stringify(v any) string {
 
 // Interface guards
 var _ caddyhttp.MiddlewareHandler = (*Guard)(nil)
+
+// findToken is ExtractToken that also tells whether the token came from a
+// cookie.
+func findToken(r *http.Request, cookies []string) (raw string, fromCookie, found bool) {
+	xano := header(r, hdrXanoAuth)
+	if only := strings.TrimSpace(header(r, hdrXanoAuthOnly)); strings.EqualFold(only, "true") || only == "1" {
+		raw, found = bearer(xano, true)
+		return raw, false, found
+	}
+	if t, ok := bearer(xano, true); ok {
+		return t, false, true
+	}
+	if t, ok := bearer(header(r, hdrAuthorization), false); ok {
+		return t, false, true
+	}
+	if r.URL.RawQuery != "" {
+		if t := strings.TrimSpace(r.URL.Query().Get("authtoken")); t != "" {
+			return t, false, true
+		}
+	}
+	for _, name := range cookies {
+		if c, err := r.Cookie(name); err == nil {
+			if t, ok := bearer(c.Value, true); ok {
+				return t, true, true
+			}
+		}
+	}
+	return "", false, false
+}
+
+// answerPreflight is a guard's answer to a CORS preflight: 204 without
+// any Access-Control-Allow-* header, so that a browser sends no
+// cross-origin request that needs one; same-origin pages send no
+// preflights. A route called from other origins answers CORS in the
+// upstream (preflight forward) or in Caddy before the guard.
+func answerPreflight(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+	w.WriteHeader(http.StatusNoContent)
+}

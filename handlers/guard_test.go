@@ -203,30 +203,50 @@ func TestGuardTablesAndRequire(t *testing.T) {
 	}
 }
 
-// TestGuardPassesPreflight: a CORS preflight passes without credentials,
-// as anonymous: a forged identity header is deleted from it too, and the
-// placeholders are set and empty (unset, Caddy's header_up would send the
-// literal "{http.auth.user.id}" upstream).
-func TestGuardPassesPreflight(t *testing.T) {
+// TestGuardPreflight: any client can send a "preflight", so a guard that
+// requires a token answers it itself and the next handler (which may not
+// look at the method) never sees it; with ForwardPreflight, or on an
+// optional guard, it passes as anonymous: a forged identity header is
+// deleted from it too, and the placeholders are set and empty (unset,
+// Caddy's header_up would send the literal "{http.auth.user.id}").
+func TestGuardPreflight(t *testing.T) {
 	f := newFixture(t)
+	preflight := func() *http.Request {
+		r := httptest.NewRequest("OPTIONS", "/x", nil)
+		r.Header.Set("Origin", "https://a.example")
+		r.Header.Set("Access-Control-Request-Method", "GET")
+		r.Header.Set("X-User-Id", "1")
+		return r
+	}
 	g := newGuard(t, f, &Guard{Headers: map[string]string{"X-User-Id": "id"}})
-	r := httptest.NewRequest("OPTIONS", "/x", nil)
-	r.Header.Set("Origin", "https://a.example")
-	r.Header.Set("Access-Control-Request-Method", "GET")
-	r.Header.Set("X-User-Id", "1")
-	r, repl := withReplacer(r)
-	next := &nextRecorder{}
-	if err := g.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
-		t.Fatal(err)
+	resp, next := serve(t, g, preflight())
+	if next.called {
+		t.Fatal("a preflight without a token reached the next handler of a guard that requires one")
 	}
-	if !next.called {
-		t.Fatal("preflight blocked")
+	if resp.Status != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight answer: %d %v", resp.Status, resp.Header)
 	}
-	if v := next.req.Header.Values("X-User-Id"); len(v) != 0 {
-		t.Errorf("forged X-User-Id reached the next handler: %q", v)
-	}
-	if got := repl.ReplaceKnown("[{http.auth.user.id}]", ""); got != "[]" {
-		t.Errorf("{http.auth.user.id} on a preflight = %q, want empty", got)
+
+	for name, g := range map[string]*Guard{
+		"forward":  newGuard(t, f, &Guard{Headers: map[string]string{"X-User-Id": "id"}, ForwardPreflight: true}),
+		"optional": newGuard(t, f, &Guard{Headers: map[string]string{"X-User-Id": "id"}, Optional: true}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, repl := withReplacer(preflight())
+			next := &nextRecorder{}
+			if err := g.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+				t.Fatal(err)
+			}
+			if !next.called {
+				t.Fatal("preflight not forwarded")
+			}
+			if v := next.req.Header.Values("X-User-Id"); len(v) != 0 {
+				t.Errorf("forged X-User-Id reached the next handler: %q", v)
+			}
+			if got := repl.ReplaceKnown("[{http.auth.user.id}]", ""); got != "[]" {
+				t.Errorf("{http.auth.user.id} on a preflight = %q, want empty", got)
+			}
+		})
 	}
 }
 

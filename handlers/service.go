@@ -199,29 +199,8 @@ func header(r *http.Request, canonical string) string {
 // X-Xano-Authorization, then Authorization: Bearer, then ?authtoken=, then
 // the given cookies.
 func ExtractToken(r *http.Request, cookies []string) (string, bool) {
-	xano := header(r, hdrXanoAuth)
-	if only := strings.TrimSpace(header(r, hdrXanoAuthOnly)); strings.EqualFold(only, "true") || only == "1" {
-		return bearer(xano, true)
-	}
-	if t, ok := bearer(xano, true); ok {
-		return t, true
-	}
-	if t, ok := bearer(header(r, hdrAuthorization), false); ok {
-		return t, true
-	}
-	if r.URL.RawQuery != "" {
-		if t := strings.TrimSpace(r.URL.Query().Get("authtoken")); t != "" {
-			return t, true
-		}
-	}
-	for _, name := range cookies {
-		if c, err := r.Cookie(name); err == nil {
-			if t, ok := bearer(c.Value, true); ok {
-				return t, true
-			}
-		}
-	}
-	return "", false
+	raw, _, found := findToken(r, cookies)
+	return raw, found
 }
 
 // bearer strips a case-insensitive "Bearer " scheme. bareOK accepts a value
