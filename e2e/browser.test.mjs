@@ -7,7 +7,7 @@ import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startCaddy, SITE, OTHER, ARTIFACTS, uniqueEmail } from './lib.mjs';
+import { startCaddy, SITE, OTHER, SIBLING, ARTIFACTS, uniqueEmail } from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARGS = [
@@ -174,5 +174,77 @@ test('an open redirect through the login page is refused', async () => {
   await page.getByLabel('Password').fill('secret123');
   await Promise.all([page.waitForURL(`${SITE}/`), page.getByRole('button', { name: 'Sign in' }).click()]);
   assert.equal(page.url(), `${SITE}/`);
+  await page.close();
+});
+
+// The guard's answers to a person who logs out, tampers with the cookie or
+// is lured onto a sibling page (issue 15): a guarded page never comes from
+// the browser's cache once the session is gone, a forged cookie gets the
+// login page, and another origin of the same site cannot POST to a
+// proxied app with the cookie.
+test('after logout a guarded page is asked for again, not shown from the cache', async () => {
+  const email = uniqueEmail('cache');
+  await signup(email);
+  const page = await context.newPage();
+  const seen = () => caddy.accessLog().filter((e) => e.request?.uri === '/vault/doc.html').length;
+
+  await page.goto(`${SITE}/login?return=${encodeURIComponent('/vault/doc.html')}`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('secret123');
+  await Promise.all([page.waitForURL(`${SITE}/vault/doc.html`), page.getByRole('button', { name: 'Sign in' }).click()]);
+  assert.equal(await page.locator('#vault').textContent(), 'Private document');
+  const first = await page.evaluate(async () => (await fetch('/vault/doc.html', { method: 'HEAD' })).headers.get('cache-control'));
+  assert.equal(first, 'private, no-cache');
+
+  // Log out through the API from this page (it clears the session cookie),
+  // then open the page again as a person would.
+  const out = await page.evaluate(async () => (await fetch('/api:e2e/auth/logout', { method: 'POST' })).status);
+  assert.equal(out, 200);
+  const before = seen();
+  await page.goto(`${SITE}/vault/doc.html`);
+  assert.equal(page.url(), `${SITE}/login?return=%2Fvault%2Fdoc.html`);
+  assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Sign in');
+  // Access-log lines are written as requests end; give the file a moment.
+  for (let i = 0; i < 50 && seen() <= before; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(seen() > before, 'the server did not see the second visit: it came from the cache');
+
+  // A tampered session cookie is no session: the login page.
+  await context.addCookies([{ name: 'xano_auth', value: 'eyJhbGciOiJBMjU2S1cifQ.tampered.x.y.z', url: SITE }]);
+  await page.goto(`${SITE}/vault/doc.html`);
+  assert.equal(page.url(), `${SITE}/login?return=%2Fvault%2Fdoc.html`);
+  await context.clearCookies();
+  await page.close();
+});
+
+test('a same-site page cannot POST to a guarded app with the session cookie', async () => {
+  const email = uniqueEmail('csrf');
+  await signup(email);
+  const page = await context.newPage();
+  await page.goto(`${SITE}/login?return=%2F`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('secret123');
+  await Promise.all([page.waitForURL(`${SITE}/`), page.getByRole('button', { name: 'Sign in' }).click()]);
+
+  // From this origin, the app gets the user.
+  const own = await page.evaluate(async () => {
+    const r = await fetch('/app/transfer', { method: 'POST', body: new URLSearchParams({ to: 'friend' }) });
+    return { status: r.status, body: await r.text() };
+  });
+  assert.equal(own.status, 200, own.body);
+  assert.match(own.body, /^transferred for user \d+$/);
+
+  // Another port of localhost is the same site: the browser sends the
+  // SameSite=Lax cookie with its form POST. The guard refuses it.
+  await page.goto(`${SIBLING}/`);
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${SITE}/app/transfer`),
+    page.locator('#f button').click(),
+  ]);
+  assert.equal(resp.status(), 403);
+  assert.equal(resp.request().headers()['sec-fetch-site'] ?? 'same-site', 'same-site');
+  const body = await resp.json();
+  assert.equal(body.code, 'ERROR_CODE_ACCESS_DENIED');
+  assert.doesNotMatch(JSON.stringify(body), /transferred/);
+  await context.clearCookies();
   await page.close();
 });

@@ -1,7 +1,7 @@
 // Shared helpers of the real-client tests: build Caddy from this checkout,
 // run it on loopback ports with a test Caddyfile, stop it afterwards.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, mkdirSync, utimesSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,9 @@ export const ARTIFACTS = join(ROOT, 'artifacts');
 // The site (and API) origin, and a second origin for cross-origin calls.
 export const SITE = 'http://localhost:9400';
 export const OTHER = 'http://127.0.0.1:9401';
+// Another port of the same host: another origin, but the same site, so the
+// browser sends the site's SameSite=Lax cookies with its requests.
+export const SIBLING = 'http://localhost:9402';
 const ADMIN = 'localhost:9409';
 
 // caddyBinary returns $XANOAUTH_CADDY (CI passes the xcaddy-built binary),
@@ -31,6 +34,14 @@ export function caddyBinary() {
 // to call the API from another origin.
 function testCaddyfile(dir) {
   const site = join(ROOT, 'example', 'site');
+  // A static page as old as a real site's (heuristic freshness would keep
+  // it for three days), served without templates, so it has ETag and
+  // Last-Modified and nothing else.
+  const vault = join(dir, 'vault');
+  mkdirSync(join(vault, 'vault'), { recursive: true });
+  writeFileSync(join(vault, 'vault', 'doc.html'), '<!doctype html><html lang=en><title>Vault</title><h1 id=vault>Private document</h1></html>');
+  const old = new Date(Date.now() - 30 * 86400_000);
+  utimesSync(join(vault, 'vault', 'doc.html'), old, old);
   return `{
 	admin ${ADMIN}
 	auto_https off
@@ -59,6 +70,22 @@ ${SITE} {
 		templates
 		file_server
 	}
+	handle /vault/* {
+		xano_guard {
+			redirect /login
+		}
+		root * ${vault}
+		file_server
+	}
+	handle /app/* {
+		xano_guard {
+			header X-User-Id id
+		}
+		reverse_proxy 127.0.0.1:9403
+	}
+	log {
+		output file ${join(dir, 'access.log')}
+	}
 	handle {
 		root * ${site}
 		file_server
@@ -68,6 +95,17 @@ ${SITE} {
 ${OTHER} {
 	header Content-Type "text/html; charset=utf-8"
 	respond "<!doctype html><html lang=en><title>Another site</title><h1>Another site</h1></html>"
+}
+
+${SIBLING} {
+	header Content-Type "text/html; charset=utf-8"
+	respond "<!doctype html><html lang=en><title>Sibling</title><form id=f method=post action=${SITE}/app/transfer><input name=to value=mallory><button>Go</button></form></html>"
+}
+
+# The proxied app: says which user it was told the request is from (any
+# Host: reverse_proxy passes the original one on).
+http://:9403 {
+	respond "transferred for user {header.X-User-Id}"
 }
 `;
 }
@@ -103,6 +141,11 @@ export async function startCaddy() {
   }
   return {
     log: () => log,
+    // accessLog returns the site's access log entries (all seen requests).
+    accessLog: () => {
+      const f = join(dir, 'access.log');
+      return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+    },
     async stop() {
       if (exited === null) {
         const done = new Promise((r) => child.once('exit', r));
