@@ -216,17 +216,8 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 		limit.refund()
 		return a.fatal(log, "reading user", err)
 	}
-	ok, rehash, err := a.Svc.Hasher.Verify(r.Context(), u.PasswordHash, pw)
-	if errors.Is(err, password.ErrBusy) {
-		limit.refund() // nothing was hashed: no guess was evaluated
-		return a.hashFailure(log, err)
-	}
-	if ok {
-		limit.succeeded()
-	}
-	if ctxErr(r.Context()) {
-		// The client is gone. The hash ran, so a wrong password still
-		// counts: cancelling must not be a way to guess for free.
+	ok, rehash, err := limit.verify(r.Context(), a.Svc.Hasher, u.PasswordHash, pw)
+	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
 		return a.hashFailure(log, err)
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/xanoauth/caddy-xanoauth/password"
 	"github.com/xanoauth/caddy-xanoauth/ratelimit"
 	"github.com/xanoauth/caddy-xanoauth/store"
 )
@@ -218,6 +220,24 @@ func (ll *loginLimit) reserve() *Error {
 func (ll *loginLimit) limited(name string, retry time.Duration) *Error {
 	ll.svc.Logger.Info("rate limited", zap.String("limit", name), zap.String("client", ll.ip))
 	return tooManyRequests(retry)
+}
+
+// verify checks pw against hash for an attempt whose limits are reserved,
+// and settles the reservation: a right password is no failure
+// (succeeded), and a hash that never ran (password.ErrBusy: no slot was
+// free) was no guess (refund). Anything else keeps the reservation as a
+// failure, a cancelled request's included: the hash ran, and cancelling
+// must not be a way to guess for free.
+func (ll *loginLimit) verify(ctx context.Context, h *password.Hasher, hash, pw string) (ok, rehash bool, err error) {
+	ok, rehash, err = h.Verify(ctx, hash, pw)
+	switch {
+	case errors.Is(err, password.ErrBusy):
+		ll.refund()
+		return false, false, err
+	case ok:
+		ll.succeeded()
+	}
+	return ok, rehash, err
 }
 
 // refund gives the attempt back to both limits: its password was never

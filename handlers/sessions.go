@@ -605,16 +605,9 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) *Error {
 	if e := limit.reserve(); e != nil {
 		return e
 	}
-	ok, _, err := a.Svc.Hasher.Verify(r.Context(), u.PasswordHash, oldPw)
-	if errors.Is(err, password.ErrBusy) {
-		limit.refund() // nothing was hashed: no guess was evaluated
+	ok, _, err := limit.verify(r.Context(), a.Svc.Hasher, u.PasswordHash, oldPw)
+	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
 		return a.hashFailure(log, err)
-	}
-	if ok {
-		limit.succeeded()
-	}
-	if ctxErr(r.Context()) {
-		return a.hashFailure(log, err) // hashed: a wrong guess still counts
 	}
 	if !ok {
 		log.Info("password change refused", zap.Int64("user_id", u.ID))

@@ -1,14 +1,10 @@
 package integration
 
 import (
-	"bufio"
 	"encoding/json"
-	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
@@ -161,17 +157,6 @@ func checkEnvelope(t *testing.T, r result, status int, message string) {
 // refuse to send) and returns the status code of the answer.
 func rawStatus(t *testing.T, raw string) int {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", "localhost:9080", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	go func() { _, _ = conn.Write([]byte(raw)) }() // the server may answer before reading it all
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no HTTP answer: %v", err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	status, _ := rawExchange(t, raw)
+	return status
 }
