@@ -121,6 +121,9 @@ func (g *Guard) Init() error {
 			return fmt.Errorf("require %s: no values", r.Field)
 		}
 	}
+	if err := g.checkIDsDistinct(); err != nil {
+		return err
+	}
 	if len(g.Require) > 0 && g.Optional {
 		// Anonymous requests would pass while a signed-in user who fails
 		// the rule is refused: the rule would keep out only those it is
@@ -128,29 +131,50 @@ func (g *Guard) Init() error {
 		return fmt.Errorf("require cannot be combined with optional: anonymous requests would pass the rule that signed-in users fail")
 	}
 	g.identity = g.identity[:0]
-	claims := map[string]bool{}
 	for h, claim := range g.Headers {
 		if err := g.checkClaimName(claim); err != nil {
 			return fmt.Errorf("header %s: %v", h, err)
 		}
 		g.identity = append(g.identity, http.CanonicalHeaderKey(h))
-		claims[claim] = true
 	}
 	slices.Sort(g.identity)
-	if claims["id"] {
-		// Ids count per table and per data source: user 1 of "test" is
-		// not user 1 of "live". An upstream that gets the id alone from a
-		// guard that accepts several could not tell them apart.
-		if len(g.Tables) > 1 && !claims["table"] {
-			return fmt.Errorf("header with claim id: this guard accepts the tokens of tables %v, whose ids overlap; also forward the table (header X-User-Table table)", g.Tables)
-		}
-		if len(g.DataSources) > 1 && !claims["ds"] {
-			return fmt.Errorf("header with claim id: this guard accepts the tokens of data sources %v, whose ids overlap; also forward the data source (header X-User-Ds ds)", g.DataSources)
-		}
-	}
 	for _, o := range g.CSRFOrigins {
 		if err := CheckOrigin(o); err != nil {
 			return fmt.Errorf("csrf: %v", err)
+		}
+	}
+	return nil
+}
+
+// checkIDsDistinct refuses a guard that would let ids of different tables
+// or data sources be confused. Ids count per table and per data source:
+// user 1 of "test", where anyone may sign up, is not user 1 of "live". An
+// upstream that gets the id alone from a guard that accepts several could
+// not tell them apart, and a rule on the id alone would let both in.
+func (g *Guard) checkIDsDistinct() error {
+	headers := map[string]bool{}
+	for _, claim := range g.Headers {
+		headers[claim] = true
+	}
+	rules := map[string]bool{}
+	for _, r := range g.Require {
+		rules[r.Field] = true
+	}
+	for _, x := range []struct {
+		claim, what, header string
+		accepted            []string
+	}{
+		{"table", "tables", "X-User-Table", g.Tables},
+		{"ds", "data sources", "X-User-Ds", g.DataSources},
+	} {
+		if len(x.accepted) < 2 {
+			continue
+		}
+		if headers["id"] && !headers[x.claim] {
+			return fmt.Errorf("header with claim id: this guard accepts the tokens of %s %v, whose ids overlap; also forward the %s (header %s %s)", x.what, x.accepted, x.claim, x.header, x.claim)
+		}
+		if rules["id"] && !rules[x.claim] {
+			return fmt.Errorf("require id: this guard accepts the tokens of %s %v, whose ids overlap; add a rule on %s (require %s <name>)", x.what, x.accepted, x.claim, x.claim)
 		}
 	}
 	return nil

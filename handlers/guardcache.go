@@ -55,6 +55,11 @@ func (pr *privateResponse) setCacheControl(status int) {
 	}
 	pr.done = true
 	h := pr.Header()
+	// Caches that obey a targeted header ignore Cache-Control when it is
+	// present (RFC 9213 §2.1; nginx's X-Accel-Expires likewise).
+	for _, t := range targetedCacheHeaders {
+		delete(h, t)
+	}
 	if pr.mode == CachePrivate && hasDirective(h.Values("Cache-Control"), "no-store") {
 		return
 	}
@@ -113,3 +118,5 @@ func hasDirective(values []string, directive string) bool {
 	}
 	return false
 }
+
+var targetedCacheHeaders = []string{"Cdn-Cache-Control", "Cloudflare-Cdn-Cache-Control", "Surrogate-Control", "X-Accel-Expires"}

@@ -34,8 +34,8 @@ func safeMethod(m string) bool {
 // Origin on every unsafe request; a request with neither comes from a
 // client that is not a browser, which no other site can drive.
 func (g *Guard) cookieRequestOK(r *http.Request) bool {
-	if safeMethod(r.Method) {
-		return true
+	if safeMethod(r.Method) && r.Header.Get("Upgrade") == "" && r.Header.Get("Sec-Fetch-Mode") != "websocket" {
+		return true // a WebSocket handshake is a GET that opens a two-way channel: checked like POST
 	}
 	origin := r.Header.Get("Origin")
 	if origin != "" && slices.Contains(g.CSRFOrigins, origin) {

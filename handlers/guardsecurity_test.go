@@ -299,3 +299,32 @@ func TestHasDirective(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardRequireIDAcrossRealms: `require id 1` on a guard of several
+// tables or data sources would let user 1 of table "user" (or of data
+// source "test", where signup is open to anyone) pass a rule meant for
+// admin 1: refused unless a rule on the table or data source goes with it.
+func TestGuardRequireIDAcrossRealms(t *testing.T) {
+	f := newFixture(t)
+	userOne := f.signup(t, "first@example.com", "secret123") // id 1 of table user, live
+	for name, g := range map[string]*Guard{
+		"tables":       {Tables: []string{"user", "admin"}, Require: []Rule{{Field: "id", Values: []string{"1"}}}},
+		"data sources": {Tables: []string{"user"}, DataSources: []string{"live", "test"}, Require: []Rule{{Field: "id", Values: []string{"1"}}}},
+	} {
+		g.Svc = f.svc
+		if err := g.Init(); err != nil {
+			continue // refused: fine
+		}
+		tok := userOne
+		r := httptest.NewRequest("GET", "/admin/", nil)
+		if name == "data sources" {
+			tok = signupIn(t, f, "test", "anyone@example.com") // id 1 of test
+			r.Header.Set("X-Data-Source", "test")
+		}
+		r.Header.Set("Authorization", "Bearer "+tok)
+		resp, next := serve(t, g, r)
+		if next.called {
+			t.Errorf("%s: `require id 1` was accepted and let a non-admin id 1 through (%d)", name, resp.Status)
+		}
+	}
+}

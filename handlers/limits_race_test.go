@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -186,4 +187,42 @@ func TestSuccessRefundsOnlyItself(t *testing.T) {
 	}
 	wantError(t, f.loginFrom(t, ip, "carl@example.com", "guess1234"), 403, CodeAccessDenied, MsgInvalidCredentials, "")
 	wantLimited(t, f.loginFrom(t, ip, "eve@example.com", "secret123"), 6*time.Minute)
+}
+
+// TestMixedParallelLimits: one address interleaves successful
+// logins to its own account with wrong guesses at a victim and at unknown
+// emails, all at once and in several waves; successes must never buy
+// extra evaluated guesses.
+func TestMixedParallelLimits(t *testing.T) {
+	f := newFixture(t)
+	f.slowHashing()
+	f.signup(t, "victim@example.com", "secret123")
+	f.signup(t, "mallory@example.com", "mallory123")
+	f.withLimits(t, &LimitSpec{20, 5 * time.Minute}, &LimitSpec{10, 15 * time.Minute}, nil, nil)
+	victim, total := 0, 0
+	for wave := range 5 {
+		var reqs []*http.Request
+		for i := range 90 {
+			email, pw := "victim@example.com", "guess1234"
+			switch i % 3 {
+			case 1:
+				email, pw = "mallory@example.com", "mallory123"
+			case 2:
+				email = "nobody" + strconv.Itoa(wave*100+i) + "@example.com"
+			}
+			reqs = append(reqs, from(jsonReq("POST", "/api:x/auth/login", map[string]any{"email": email, "password": pw}), "198.51.100.7"))
+		}
+		for i, r := range parallel(t, f.auth("user"), reqs) {
+			if r.Status == http.StatusForbidden {
+				total++
+				if i%3 == 0 {
+					victim++
+				}
+			}
+		}
+		f.clock = f.clock.Add(time.Second)
+	}
+	if victim > 10 || total > 20 {
+		t.Errorf("evaluated: %d on the victim (limit 10), %d in all (limit 20)", victim, total)
+	}
 }
