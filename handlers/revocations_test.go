@@ -121,3 +121,21 @@ func TestRefreshLogoutsCountOnce(t *testing.T) {
 		t.Fatalf("refresh token of the folded logout: %d", resp.Status)
 	}
 }
+
+// TestRefreshOnLoginLogoutLoopBounded: with refresh_ttl on, the fold's
+// log-out-everywhere revokes the stored sessions with its cutoff alone,
+// so a login+logout loop leaves no more than MaxSessionRevocations
+// records (store.MaxUserSessions bounds the stored sessions themselves:
+// TestStoredSessionsPerUserBounded).
+func TestRefreshOnLoginLogoutLoopBounded(t *testing.T) {
+	f := refreshFixture(t)
+	f.signup(t, "ann@example.com", "secret123")
+	const cycles = 3 * MaxSessionRevocations
+	for range cycles {
+		access, _ := f.login(t, "ann@example.com", "secret123")
+		f.logout(t, access, map[string]any{})
+	}
+	if n := f.revokedCount(t); n > MaxSessionRevocations {
+		t.Errorf("%d login+logout cycles left %d revoked-sid records (bound %d)", cycles, n, MaxSessionRevocations)
+	}
+}

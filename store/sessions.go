@@ -2,11 +2,13 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -200,9 +202,62 @@ func (b *Bolt) CreateSession(ctx context.Context, s *Session, rt *RefreshToken) 
 	if s.SID == "" {
 		return errors.New("creating session: empty sid")
 	}
-	err := b.writes.update(func(tx *bolt.Tx) error { return putSession(tx, s, rt) })
+	err := b.writes.update(func(tx *bolt.Tx) error {
+		if err := dropOldestSessions(tx, s.Realm, s.UserID, MaxUserSessions-1); err != nil {
+			return err
+		}
+		return putSession(tx, s, rt)
+	})
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
+	}
+	return nil
+}
+
+// MaxUserSessions bounds the stored sessions (logins with refresh on) a
+// user has at once: a new one past it drops the oldest, whose refresh
+// tokens then find no session. Without it, logins, which no limit counts
+// when they succeed, would store sessions without bound, each kept until
+// its refresh token expires.
+const MaxUserSessions = 100
+
+// dropOldestSessions deletes the user's oldest stored sessions until at
+// most keep are left. A dropped session's refresh tokens are refused from
+// then on (no session) and pruned with it; its access token is not
+// revoked and runs out at its exp, as the oldest of more than
+// MaxUserSessions devices would. The usual case, a user under the bound,
+// reads index keys only.
+func dropOldestSessions(tx *bolt.Tx, realm Realm, userID int64, keep int) error {
+	prefix := userSessionPrefix(realm, userID)
+	var sids []string
+	cur := tx.Bucket(bucketUserSessions).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		sids = append(sids, string(k[len(prefix):]))
+	}
+	if len(sids) <= keep {
+		return nil
+	}
+	sessions := make([]*Session, 0, len(sids))
+	for _, sid := range sids {
+		s, err := getSession(tx, sid)
+		if err != nil {
+			return err
+		}
+		if s == nil { // an index entry without its session: drop it too
+			s = &Session{SID: sid, Realm: realm, UserID: userID}
+		}
+		sessions = append(sessions, s)
+	}
+	slices.SortFunc(sessions, func(a, b *Session) int {
+		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.SID, b.SID))
+	})
+	for _, s := range sessions[:len(sessions)-keep] {
+		if err := tx.Bucket(bucketSessions).Delete([]byte(s.SID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUserSessions).Delete(userSessionKey(realm, userID, s.SID)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -395,7 +450,15 @@ func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64
 			if s == nil || s.Revoked {
 				continue
 			}
-			if err := revokeInTx(tx, s); err != nil {
+			// Marked revoked, so that its refresh tokens are dead, but
+			// with no record in the revoked bucket: the cutoff below
+			// covers every access token it has (all were issued before
+			// now, and a revoked session mints no more), for as long as
+			// any can be valid. A record per session would let a
+			// login+logout loop grow the bucket without bound, the fold
+			// of handlers.revokeSession included.
+			s.Revoked = true
+			if err := putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s); err != nil {
 				return err
 			}
 			revoked = append(revoked, s)
@@ -406,9 +469,6 @@ func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64
 	})
 	if err != nil {
 		return 0, fmt.Errorf("revoking sessions: %w", err)
-	}
-	for _, s := range revoked {
-		b.revoked.add(s.SID, s.AccessExp)
 	}
 	b.cutoffs.set(realm, userID, stored)
 	return len(revoked), nil
@@ -461,11 +521,16 @@ func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 			if json.Unmarshal(v, &rt) != nil {
 				return true
 			}
-			if rt.SpentAt == 0 {
-				return rt.Expires <= unix
+			if rt.SpentAt == 0 && rt.Expires <= unix {
+				return true
 			}
+			// A token whose session is gone (dropped past
+			// MaxUserSessions, or pruned) or revoked can only be refused.
 			s, err := getSession(tx, rt.SID)
-			return err == nil && (s == nil || s.Revoked || s.RefreshExp <= unix)
+			if err != nil {
+				return false
+			}
+			return s == nil || s.Revoked || rt.SpentAt != 0 && s.RefreshExp <= unix
 		})
 		if err != nil {
 			return err
@@ -473,11 +538,12 @@ func (b *Bolt) Prune(ctx context.Context, now time.Time) (int, error) {
 		n += len(dead)
 
 		// Sessions: gone once neither an access nor a refresh token of
-		// theirs can be valid any more; a revocation goes with them.
+		// theirs can be valid any more (a revoked one's refresh tokens
+		// never can); a revocation goes with them.
 		var deadSessions []Session
 		_, err = deleteWhere(tx.Bucket(bucketSessions), func(_, v []byte) bool {
 			var s Session
-			if json.Unmarshal(v, &s) != nil || s.AccessExp > unix || s.RefreshExp > unix {
+			if json.Unmarshal(v, &s) != nil || s.AccessExp > unix || s.RefreshExp > unix && !s.Revoked {
 				return false
 			}
 			deadSessions = append(deadSessions, s)

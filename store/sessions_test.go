@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func openSessions(t *testing.T) (*Bolt, string) {
@@ -142,8 +145,19 @@ func TestRevocationsSurviveRestartAndPrune(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("revoke all: %d %v", n, err)
 	}
-	if !sidRevoked(b, "s1") || sidRevoked(b, "s2") || !sidRevoked(b, "s3") || sidRevoked(b, "other") {
+	// s1 and s3 are revoked by the cutoff, which covers their tokens (all
+	// issued before it), with no record of their sids.
+	user7 := func(b *Bolt, sid string) bool { return b.IsRevoked(realmU, 7, sid, now.Unix()) }
+	if !user7(b, "s1") || user7(b, "s2") || !user7(b, "s3") || sidRevoked(b, "other") {
 		t.Fatal("wrong sessions revoked")
+	}
+	if sidRevoked(b, "s1") || sidRevoked(b, "s3") {
+		t.Fatal("a log-out-everywhere wrote a record per session: a login+logout loop would grow them")
+	}
+	for _, sid := range []string{"s1", "s3"} {
+		if s, err := b.SessionBySID(ctx, sid); err != nil || !s.Revoked {
+			t.Fatalf("session %s not marked revoked (its refresh tokens would still work): %+v %v", sid, s, err)
+		}
 	}
 	if err := b.RevokeSession(ctx, "other", 0); err != nil || !sidRevoked(b, "other") {
 		t.Fatalf("revoke one: %v", err)
@@ -153,14 +167,15 @@ func TestRevocationsSurviveRestartAndPrune(t *testing.T) {
 		t.Fatalf("revoke unknown: %v", err)
 	}
 	b2 := reopen(t, b, path)
-	if !sidRevoked(b2, "s1") || !sidRevoked(b2, "s3") || !sidRevoked(b2, "other") || !sidRevoked(b2, "ghost") || sidRevoked(b2, "s2") {
+	if !user7(b2, "s1") || !user7(b2, "s3") || !sidRevoked(b2, "other") || !sidRevoked(b2, "ghost") || user7(b2, "s2") {
 		t.Fatal("revocations lost on restart")
 	}
-	// s1 and "other" expire at +100: pruned at +150; s3 (+300) stays
+	// "other" expires at +100: its record is pruned at +150; the cutoff
+	// (+300) still covers s3, and the ghost's record (+500) stays.
 	if _, err := b2.Prune(ctx, now.Add(150*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if sidRevoked(b2, "s1") || sidRevoked(b2, "other") || !sidRevoked(b2, "s3") || !sidRevoked(b2, "ghost") {
+	if sidRevoked(b2, "other") || !user7(b2, "s3") || !sidRevoked(b2, "ghost") {
 		t.Fatal("prune dropped the wrong revocations")
 	}
 	if _, err := b2.SessionBySID(ctx, "s1"); !errors.Is(err, ErrNotFound) {
@@ -260,7 +275,7 @@ func TestCreateUserSession(t *testing.T) {
 	if _, err := b2.SessionBySID(ctx, "sid-dup"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("session of the refused signup: %v", err)
 	}
-	if n, err := b2.RevokeUserSessions(ctx, realmU, 2, Cutoff{Before: time.Now().Unix(), Until: time.Now().Unix() + 60}); err != nil || n != 1 || !sidRevoked(b2, "sid-new") {
+	if n, err := b2.RevokeUserSessions(ctx, realmU, 2, Cutoff{Before: time.Now().Unix(), Until: time.Now().Unix() + 60}); err != nil || n != 1 || !b2.IsRevoked(realmU, 2, "sid-new", time.Now().Unix()-1) {
 		t.Fatalf("revoking the new user's sessions: %d, %v", n, err)
 	}
 }
@@ -470,5 +485,101 @@ func TestCutoffSetConcurrent(t *testing.T) {
 	}
 	if n != 199 {
 		t.Fatalf("%d entries, want 199", n)
+	}
+}
+
+// TestStoredSessionsPerUserBounded: a user has at most MaxUserSessions
+// stored sessions; a new one drops the oldest, whose refresh tokens are
+// refused and pruned. Other users are untouched.
+func TestStoredSessionsPerUserBounded(t *testing.T) {
+	b, _ := openSessions(t)
+	ctx := context.Background()
+	now := time.Unix(1_700_000_000, 0)
+	create := func(user int64, i int) {
+		sid := fmt.Sprintf("u%d-%03d", user, i)
+		err := b.CreateSession(ctx, &Session{SID: sid, Realm: realmU, UserID: user, Created: now.Unix() + int64(i),
+			AccessExp: now.Unix() + 60, RefreshExp: now.Unix() + 3600},
+			&RefreshToken{Hash: hashOf("rt-" + sid), SID: sid, Expires: now.Unix() + 3600})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(8, 0)
+	const extra = 5
+	for i := range MaxUserSessions + extra {
+		create(7, i)
+	}
+	count := func(user int64) int {
+		n := 0
+		_ = b.db.View(func(tx *bolt.Tx) error {
+			prefix := userSessionPrefix(realmU, user)
+			c := tx.Bucket(bucketUserSessions).Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if n := count(7); n != MaxUserSessions {
+		t.Fatalf("%d stored sessions, want %d", n, MaxUserSessions)
+	}
+	for i := range extra {
+		sid := fmt.Sprintf("u7-%03d", i)
+		if _, err := b.SessionBySID(ctx, sid); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("oldest session %s kept: %v", sid, err)
+		}
+		if _, err := b.RotateRefresh(ctx, hashOf("rt-"+sid), &RefreshToken{Hash: hashOf("next-" + sid), Expires: now.Unix() + 7200},
+			now.Unix()+120, now, time.Second); err == nil {
+			t.Fatalf("refresh token of dropped session %s still works", sid)
+		}
+	}
+	if _, err := b.SessionBySID(ctx, fmt.Sprintf("u7-%03d", extra)); err != nil {
+		t.Fatalf("a newer session dropped: %v", err)
+	}
+	if count(8) != 1 {
+		t.Fatal("another user's session dropped")
+	}
+	if _, err := b.Prune(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RefreshTokenByHash(ctx, hashOf("rt-u7-000")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("refresh token of a dropped session not pruned: %v", err)
+	}
+	if _, err := b.RefreshTokenByHash(ctx, hashOf(fmt.Sprintf("rt-u7-%03d", extra))); err != nil {
+		t.Errorf("refresh token of a kept session pruned: %v", err)
+	}
+}
+
+// TestRevokedSessionsPrunedAtAccessExp: a revoked stored session, and its
+// refresh tokens, go once its access token has expired, not at its
+// refresh expiry (weeks later): they can only be refused.
+func TestRevokedSessionsPrunedAtAccessExp(t *testing.T) {
+	b, _ := openSessions(t)
+	ctx := context.Background()
+	now := time.Unix(1_700_000_000, 0)
+	for _, sid := range []string{"gone", "kept"} {
+		if err := b.CreateSession(ctx, &Session{SID: sid, Realm: realmU, UserID: 1, Created: now.Unix(), AccessExp: now.Unix() + 60, RefreshExp: now.Unix() + 30*86400},
+			&RefreshToken{Hash: hashOf("rt-" + sid), SID: sid, Expires: now.Unix() + 30*86400}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.RevokeSession(ctx, "gone", now.Unix()+60); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Prune(ctx, now.Add(61*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SessionBySID(ctx, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("revoked session kept past its access exp: %v", err)
+	}
+	if _, err := b.RefreshTokenByHash(ctx, hashOf("rt-gone")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("refresh token of a revoked session kept: %v", err)
+	}
+	if _, err := b.SessionBySID(ctx, "kept"); err != nil {
+		t.Errorf("live session pruned: %v", err)
+	}
+	if _, err := b.RefreshTokenByHash(ctx, hashOf("rt-kept")); err != nil {
+		t.Errorf("live refresh token pruned: %v", err)
 	}
 }
