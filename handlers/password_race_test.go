@@ -128,7 +128,7 @@ func TestHashUpgradeKeepsConcurrentPasswordChange(t *testing.T) {
 	if err := f.store.CreateUser(ctx, realm, u); err != nil {
 		t.Fatal(err)
 	}
-	owner, _, err := f.svc.mintAccess(f.svc.Tables["user"], "live", u, "owner", f.clock)
+	owner, _, err := f.svc.mintAccess(f.svc.Tables["user"], "live", u, "owner", f.clock, f.svc.accessIAT(realm, u.ID, f.clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestHashUpgradeIsNotAPasswordChange(t *testing.T) {
 		f := newFixture(t)
 		hs := hooked(f)
 		u := importBcrypt(t, f, "imp2@example.com", "oldpass123")
-		owner, _, err := f.svc.mintAccess(f.svc.Tables["user"], "live", u, "owner", f.clock)
+		owner, _, err := f.svc.mintAccess(f.svc.Tables["user"], "live", u, "owner", f.clock, f.clock.Unix())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -116,17 +116,24 @@ func wellFormedRefresh(raw string) bool {
 // accessExp is the exp of an access token of table t issued at now.
 func accessExp(t *Table, now time.Time) int64 { return now.Unix() + int64(t.TokenTTL/time.Second) }
 
-// mintAccess issues an access token of session sid for u. Its iat is
-// the store's (IssuedAt): later than any log-out-everywhere of u's, which
-// revokes by iat.
-func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now time.Time) (string, int64, error) {
+// mintAccess issues an access token of session sid for u with iat iat,
+// which the caller takes from IssuedAt (accessIAT) and stores with the
+// session, so that a log-out-everywhere can tell whether its cutoff
+// covers the session.
+func (s *Service) mintAccess(t *Table, ds string, u *store.User, sid string, now time.Time, iat int64) (string, int64, error) {
 	exp := accessExp(t, now)
-	iat := s.Store.IssuedAt(store.Realm{DataSource: ds, Table: t.Name}, u.ID, now.Unix())
 	tok, err := s.Keys().Mint(token.Claims{
 		ID: u.ID, Table: t.Name, DS: ds, Extras: extrasOf(t, u), SID: sid,
 		IssuedAt: iat, NotBefore: now.Unix(), Expiry: exp,
 	})
 	return tok, exp, err
+}
+
+// accessIAT is the iat of a token for user userID of realm minted now:
+// the store's (IssuedAt), later than any log-out-everywhere of the user's,
+// which revokes by iat.
+func (s *Service) accessIAT(realm store.Realm, userID int64, now time.Time) int64 {
+	return s.Store.IssuedAt(realm, userID, now.Unix())
 }
 
 // errPasswordChanged is returned when a user's password hash changed
@@ -154,6 +161,7 @@ func (s *Service) loginSession(ctx context.Context, t *Table, ds string, u *stor
 		return tokenPair{}, err
 	}
 	ns.sess.UserID = u.ID
+	ns.sess.IssuedAt = s.accessIAT(ns.sess.Realm, u.ID, ns.now)
 	if ns.rt != nil {
 		if err := s.Store.CreateSession(ctx, ns.sess, ns.rt); err != nil {
 			return tokenPair{}, err
@@ -229,6 +237,9 @@ func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *sto
 	if err != nil {
 		return tokenPair{}, err
 	}
+	// A new user has no cutoff (ids are never reused): its tokens' iat is
+	// the clock's.
+	ns.sess.IssuedAt = ns.now.Unix()
 	if ns.rt != nil {
 		err = s.Store.CreateUserSession(ctx, ns.sess.Realm, u, ns.sess, ns.rt)
 	} else {
@@ -280,10 +291,10 @@ func (rc *revocationCounts) limiter(t *Table) *ratelimit.Limiter {
 // with the others. Since no record outlives one MaxTokenTTL, at any
 // instant a user has at most MaxSessionRevocations unexpired records from
 // this process's single-session logouts (expired ones wait for the next
-// prune). A fold, like any log-out-everywhere, still writes one record
-// per stored session (refresh on) it ends, so with refresh on the records
-// are bounded by the stored sessions, which logins create, not by this.
-// It reports whether it folded.
+// prune). A fold, like any log-out-everywhere, writes no record for the
+// stored sessions (refresh on) that its cutoff covers, only for one whose
+// newest token is younger than the cutoff (a refresh racing it). It
+// reports whether it folded.
 func (s *Service) revokeSession(ctx context.Context, t *Table, realm store.Realm, userID int64, sid string, until int64) (folded bool, err error) {
 	rl := s.revocations.limiter(t)
 	now := s.now()
@@ -346,7 +357,7 @@ func (s *Service) newSession(t *Table, ds string) (*pendingSession, error) {
 
 // issue mints the access token of a stored session for u.
 func (ns *pendingSession) issue(s *Service, t *Table, u *store.User) (tokenPair, error) {
-	access, _, err := s.mintAccess(t, ns.sess.Realm.DataSource, u, ns.sess.SID, ns.now)
+	access, _, err := s.mintAccess(t, ns.sess.Realm.DataSource, u, ns.sess.SID, ns.now, ns.sess.IssuedAt)
 	if err != nil {
 		return tokenPair{}, err
 	}
@@ -424,7 +435,8 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	}
 
 	var p tokenPair
-	access, exp, err := a.Svc.mintAccess(t, ds, u, sess.SID, now)
+	iat := a.Svc.accessIAT(sess.Realm, u.ID, now)
+	access, exp, err := a.Svc.mintAccess(t, ds, u, sess.SID, now, iat)
 	if err != nil {
 		return a.fatal(log, "minting token", err)
 	}
@@ -433,7 +445,7 @@ func (a *Auth) refresh(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	p.Access = access
 	next := &store.RefreshToken{Hash: hashRefresh(p.Refresh), Expires: now.Add(t.RefreshTTL).Unix()}
-	_, err = a.Svc.Store.RotateRefresh(r.Context(), hash, next, exp, now, t.RefreshGrace)
+	_, err = a.Svc.Store.RotateRefresh(r.Context(), hash, next, iat, exp, now, t.RefreshGrace)
 	switch {
 	case err == nil:
 		a.Svc.sessions.remember(hash, p, now.Add(t.RefreshGrace), now)

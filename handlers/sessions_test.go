@@ -21,9 +21,9 @@ type countingStore struct {
 	rotations, reads atomic.Int64
 }
 
-func (c *countingStore) RotateRefresh(ctx context.Context, h []byte, n *store.RefreshToken, e int64, now time.Time, g time.Duration) (*store.Session, error) {
+func (c *countingStore) RotateRefresh(ctx context.Context, h []byte, n *store.RefreshToken, iat, e int64, now time.Time, g time.Duration) (*store.Session, error) {
 	c.rotations.Add(1)
-	return c.Store.RotateRefresh(ctx, h, n, e, now, g)
+	return c.Store.RotateRefresh(ctx, h, n, iat, e, now, g)
 }
 
 func (c *countingStore) RefreshTokenByHash(ctx context.Context, h []byte) (*store.RefreshToken, error) {

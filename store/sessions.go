@@ -47,6 +47,11 @@ type Session struct {
 	// RefreshExp is the expiry of the newest refresh token (0: none).
 	RefreshExp int64 `json:"refresh_exp,omitempty"`
 	Revoked    bool  `json:"revoked,omitempty"`
+	// IssuedAt is the iat of the newest access token of the session, in
+	// unix seconds (0: unknown, a session stored before it was kept). A
+	// log-out-everywhere whose cutoff covers it needs no record of the
+	// session (RevokeUserSessions).
+	IssuedAt int64 `json:"iat,omitempty"`
 }
 
 // RefreshToken is a stored refresh token, known only by its hash.
@@ -91,7 +96,9 @@ type Sessions interface {
 	// returns ErrNotFound, ErrExpired, ErrRevoked, ErrRefreshInGrace
 	// (spent less than grace ago; nothing changes) or ErrRefreshReused
 	// (spent earlier: the session is now revoked).
-	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, accessExp int64, now time.Time, grace time.Duration) (*Session, error)
+	// accessIAT and accessExp are the iat and exp of the access token
+	// minted with next.
+	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, accessIAT, accessExp int64, now time.Time, grace time.Duration) (*Session, error)
 	// RevokeSession revokes one session; revoking twice is not an error.
 	// The revocation is kept at least until `until` (unix seconds, the
 	// exp of the token that asked), also for a sid with no stored session.
@@ -248,7 +255,15 @@ func dropOldestSessions(tx *bolt.Tx, realm Realm, userID int64, keep int) error 
 		}
 		sessions = append(sessions, s)
 	}
+	// Logged-out sessions go first (nothing of theirs can be refreshed),
+	// then the oldest.
 	slices.SortFunc(sessions, func(a, b *Session) int {
+		if a.Revoked != b.Revoked {
+			if a.Revoked {
+				return -1
+			}
+			return 1
+		}
 		return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.SID, b.SID))
 	})
 	for _, s := range sessions[:len(sessions)-keep] {
@@ -330,7 +345,7 @@ func revokeInTx(tx *bolt.Tx, s *Session) error {
 }
 
 // RotateRefresh implements Sessions.
-func (b *Bolt) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, accessExp int64, now time.Time, grace time.Duration) (*Session, error) {
+func (b *Bolt) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, accessIAT, accessExp int64, now time.Time, grace time.Duration) (*Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -378,9 +393,8 @@ func (b *Bolt) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshT
 		if err := putJSON(refresh, next.Hash, next); err != nil {
 			return err
 		}
-		if accessExp > s.AccessExp {
-			s.AccessExp = accessExp
-		}
+		s.AccessExp = max(s.AccessExp, accessExp)
+		s.IssuedAt = max(s.IssuedAt, accessIAT)
 		s.RefreshExp = next.Expires
 		sess = s
 		return putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s)
@@ -434,8 +448,13 @@ func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64
 		revoked []*Session
 		stored  Cutoff
 	)
+	var recorded []*Session
 	err := b.db.Update(func(tx *bolt.Tx) error {
-		revoked = revoked[:0]
+		revoked, recorded = revoked[:0], recorded[:0]
+		var err error
+		if stored, err = putCutoffInTx(tx, realm, userID, c); err != nil {
+			return err
+		}
 		prefix := userSessionPrefix(realm, userID)
 		cur := tx.Bucket(bucketUserSessions).Cursor()
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
@@ -450,25 +469,34 @@ func (b *Bolt) RevokeUserSessions(ctx context.Context, realm Realm, userID int64
 			if s == nil || s.Revoked {
 				continue
 			}
-			// Marked revoked, so that its refresh tokens are dead, but
-			// with no record in the revoked bucket: the cutoff below
-			// covers every access token it has (all were issued before
-			// now, and a revoked session mints no more), for as long as
-			// any can be valid. A record per session would let a
-			// login+logout loop grow the bucket without bound, the fold
-			// of handlers.revokeSession included.
-			s.Revoked = true
-			if err := putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s); err != nil {
+			if s.IssuedAt != 0 && stored.revokes(s.SID, s.IssuedAt) {
+				// The cutoff covers every access token of the session
+				// (a revoked session mints no more): marked revoked, so
+				// that its refresh tokens are dead, with no record. A
+				// record per session would let a login+logout loop
+				// grow the revoked bucket without bound.
+				s.Revoked = true
+				err = putJSON(tx.Bucket(bucketSessions), []byte(s.SID), s)
+			} else {
+				// A token newer than the cutoff's clock read (a refresh
+				// that committed while this waited for the lock, a
+				// clock stepped back), or one of unknown age: the record
+				// refuses it until it expires.
+				err = revokeInTx(tx, s)
+				recorded = append(recorded, s)
+			}
+			if err != nil {
 				return err
 			}
 			revoked = append(revoked, s)
 		}
-		var err error
-		stored, err = putCutoffInTx(tx, realm, userID, c)
-		return err
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("revoking sessions: %w", err)
+	}
+	for _, s := range recorded {
+		b.revoked.add(s.SID, s.AccessExp)
 	}
 	b.cutoffs.set(realm, userID, stored)
 	return len(revoked), nil

@@ -55,12 +55,12 @@ func TestRotateRefresh(t *testing.T) {
 	if err := b.CreateSession(ctx, s, &RefreshToken{Hash: hashOf("r1"), SID: "s1", Expires: now.Unix() + 3600}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r2"), Expires: now.Unix() + 7200}, now.Unix()+120, now, 5*time.Second)
+	got, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r2"), Expires: now.Unix() + 7200}, 0, now.Unix()+120, now, 5*time.Second)
 	if err != nil || got.SID != "s1" || got.AccessExp != now.Unix()+120 || got.RefreshExp != now.Unix()+7200 {
 		t.Fatalf("rotate: %+v %v", got, err)
 	}
 	// within grace: nothing changes
-	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r3"), Expires: now.Unix() + 7200}, now.Unix()+120, now.Add(4*time.Second), 5*time.Second); !errors.Is(err, ErrRefreshInGrace) {
+	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r3"), Expires: now.Unix() + 7200}, 0, now.Unix()+120, now.Add(4*time.Second), 5*time.Second); !errors.Is(err, ErrRefreshInGrace) {
 		t.Fatalf("in grace: %v", err)
 	}
 	if sidRevoked(b, "s1") {
@@ -70,16 +70,16 @@ func TestRotateRefresh(t *testing.T) {
 		t.Fatal("grace refresh stored a token")
 	}
 	// after grace: the family is revoked, and r2 dies with it
-	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r4"), Expires: now.Unix() + 7200}, now.Unix()+120, now.Add(6*time.Second), 5*time.Second); !errors.Is(err, ErrRefreshReused) {
+	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r4"), Expires: now.Unix() + 7200}, 0, now.Unix()+120, now.Add(6*time.Second), 5*time.Second); !errors.Is(err, ErrRefreshReused) {
 		t.Fatalf("reuse: %v", err)
 	}
 	if !sidRevoked(b, "s1") {
 		t.Fatal("reuse did not revoke the session")
 	}
-	if _, err := b.RotateRefresh(ctx, hashOf("r2"), &RefreshToken{Hash: hashOf("r5"), Expires: now.Unix() + 7200}, now.Unix()+120, now.Add(7*time.Second), 5*time.Second); !errors.Is(err, ErrRevoked) {
+	if _, err := b.RotateRefresh(ctx, hashOf("r2"), &RefreshToken{Hash: hashOf("r5"), Expires: now.Unix() + 7200}, 0, now.Unix()+120, now.Add(7*time.Second), 5*time.Second); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("sibling after reuse: %v", err)
 	}
-	if _, err := b.RotateRefresh(ctx, hashOf("nope"), &RefreshToken{Hash: hashOf("r6")}, 0, now, 0); !errors.Is(err, ErrNotFound) {
+	if _, err := b.RotateRefresh(ctx, hashOf("nope"), &RefreshToken{Hash: hashOf("r6")}, 0, 0, now, 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
 }
@@ -90,7 +90,7 @@ func TestRefreshExpiry(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	_ = b.CreateSession(ctx, &Session{SID: "s", Realm: realmU, UserID: 1, AccessExp: now.Unix() + 10, RefreshExp: now.Unix() + 100},
 		&RefreshToken{Hash: hashOf("r"), SID: "s", Expires: now.Unix() + 100})
-	if _, err := b.RotateRefresh(ctx, hashOf("r"), &RefreshToken{Hash: hashOf("r2"), Expires: now.Unix() + 200}, 0, now.Add(100*time.Second), time.Second); !errors.Is(err, ErrExpired) {
+	if _, err := b.RotateRefresh(ctx, hashOf("r"), &RefreshToken{Hash: hashOf("r2"), Expires: now.Unix() + 200}, 0, 0, now.Add(100*time.Second), time.Second); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired: %v", err)
 	}
 }
@@ -108,14 +108,14 @@ func TestSpentTokenOutlivesItsExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	// r1 is spent at +50; r2 extends the session to +250.
-	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r2"), Expires: now.Unix() + 250}, now.Unix()+60, now.Add(50*time.Second), time.Second); err != nil {
+	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r2"), Expires: now.Unix() + 250}, 0, now.Unix()+60, now.Add(50*time.Second), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	later := now.Add(150 * time.Second) // r1 expired, the session not
 	if _, err := b.Prune(ctx, later); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r3"), Expires: later.Unix() + 200}, later.Unix()+60, later, time.Second); !errors.Is(err, ErrRefreshReused) {
+	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r3"), Expires: later.Unix() + 200}, 0, later.Unix()+60, later, time.Second); !errors.Is(err, ErrRefreshReused) {
 		t.Fatalf("reuse of a spent token after its expiry: %v, want ErrRefreshReused", err)
 	}
 	if !sidRevoked(b, "s") {
@@ -136,7 +136,7 @@ func TestRevocationsSurviveRestartAndPrune(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	for i := 1; i <= 3; i++ {
 		sid := fmt.Sprintf("s%d", i)
-		if err := b.CreateSession(ctx, &Session{SID: sid, Realm: realmU, UserID: 7, AccessExp: now.Unix() + int64(i)*100}, nil); err != nil {
+		if err := b.CreateSession(ctx, &Session{SID: sid, Realm: realmU, UserID: 7, IssuedAt: now.Unix(), AccessExp: now.Unix() + int64(i)*100}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -199,7 +199,7 @@ func TestConcurrentRotateOnlyOneWins(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := b.RotateRefresh(ctx, hashOf("r"), &RefreshToken{Hash: hashOf(fmt.Sprint("n", i)), Expires: now.Unix() + 600}, now.Unix()+60, now, 10*time.Second)
+			_, err := b.RotateRefresh(ctx, hashOf("r"), &RefreshToken{Hash: hashOf(fmt.Sprint("n", i)), Expires: now.Unix() + 600}, 0, now.Unix()+60, now, 10*time.Second)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -529,7 +529,7 @@ func TestStoredSessionsPerUserBounded(t *testing.T) {
 		if _, err := b.SessionBySID(ctx, sid); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("oldest session %s kept: %v", sid, err)
 		}
-		if _, err := b.RotateRefresh(ctx, hashOf("rt-"+sid), &RefreshToken{Hash: hashOf("next-" + sid), Expires: now.Unix() + 7200},
+		if _, err := b.RotateRefresh(ctx, hashOf("rt-"+sid), &RefreshToken{Hash: hashOf("next-" + sid), Expires: now.Unix() + 7200}, 0,
 			now.Unix()+120, now, time.Second); err == nil {
 			t.Fatalf("refresh token of dropped session %s still works", sid)
 		}
@@ -581,5 +581,45 @@ func TestRevokedSessionsPrunedAtAccessExp(t *testing.T) {
 	}
 	if _, err := b.RefreshTokenByHash(ctx, hashOf("rt-kept")); err != nil {
 		t.Errorf("live refresh token pruned: %v", err)
+	}
+}
+
+// TestRevokeUserSessionsCoversRefreshAfterCutoffTime: a log-out-everywhere
+// whose cutoff time (Before) was read a second before a concurrent refresh
+// committed — RevokeUser reads the clock, then waits for the bolt write
+// lock, or the clock stepped back — revokes the stored session, yet the
+// access token that refresh minted (iat = Before+1) must be refused too.
+// The session's IssuedAt, newer than the cutoff, makes the revocation
+// write the session's record.
+func TestRevokeUserSessionsCoversRefreshAfterCutoffTime(t *testing.T) {
+	b, path := openSessions(t)
+	ctx := context.Background()
+	now := time.Unix(1_700_000_000, 0)
+	if err := b.CreateSession(ctx, &Session{SID: "s", Realm: realmU, UserID: 1, Created: now.Unix(), IssuedAt: now.Unix(),
+		AccessExp: now.Unix() + 60, RefreshExp: now.Unix() + 3600},
+		&RefreshToken{Hash: hashOf("r1"), SID: "s", Expires: now.Unix() + 3600}); err != nil {
+		t.Fatal(err)
+	}
+	// the refresh: its access token has iat now+1, exp now+61
+	refreshAt := now.Add(time.Second)
+	iat := b.IssuedAt(realmU, 1, refreshAt.Unix())
+	if _, err := b.RotateRefresh(ctx, hashOf("r1"), &RefreshToken{Hash: hashOf("r2"), Expires: refreshAt.Unix() + 3600},
+		iat, refreshAt.Unix()+60, refreshAt, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// the log-out-everywhere that read its clock at now
+	n, err := b.RevokeUserSessions(ctx, realmU, 1, Cutoff{Before: now.Unix(), Until: now.Unix() + 60})
+	if err != nil || n != 1 {
+		t.Fatalf("revoke: %d %v", n, err)
+	}
+	if s, _ := b.SessionBySID(ctx, "s"); s == nil || !s.Revoked {
+		t.Fatalf("session not revoked: %+v", s)
+	}
+	if !b.IsRevoked(realmU, 1, "s", iat) {
+		t.Error("the revoked session's newest access token still verifies (IsRevoked false)")
+	}
+	b2 := reopen(t, b, path)
+	if !b2.IsRevoked(realmU, 1, "s", iat) {
+		t.Error("after a restart, the revoked session's newest access token still verifies")
 	}
 }
