@@ -36,9 +36,11 @@ func FuzzCaddyfile(f *testing.F) {
 			if err := a.UnmarshalCaddyfile(d); err != nil {
 				return
 			}
-			if _, err := a.RateLimit.limits(); err != nil {
+			_, keys, err := a.RateLimit.limits()
+			if err != nil {
 				t.Fatalf("rate_limit parsed but does not build: %v", err)
 			}
+			releaseLimiters(keys)
 			v = a
 		case 1:
 			ah := new(AuthHandler)

@@ -90,12 +90,15 @@ type App struct {
 	// default value.
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
 
-	svc        *handlers.Service
-	poolKey    string // set only once the store handle was acquired
-	logger     *zap.Logger
-	ctx        caddy.Context
-	clock      func() time.Time // nil: time.Now
-	configKeys *configuredKeys  // nil when the keys are generated
+	svc     *handlers.Service
+	poolKey string // set only once the store handle was acquired
+	// limiterKeys are the rate limiters this config acquired from
+	// limiterPool.
+	limiterKeys []string
+	logger      *zap.Logger
+	ctx         caddy.Context
+	clock       func() time.Time // nil: time.Now
+	configKeys  *configuredKeys  // nil when the keys are generated
 }
 
 // StorageConfig configures the user store.
@@ -185,10 +188,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for name, tc := range a.Tables {
 		tables[name] = tc.build(name)
 	}
-	limits, err := a.RateLimit.limits()
+	limits, limiterKeys, err := a.RateLimit.limits()
 	if err != nil {
 		return err
 	}
+	a.limiterKeys = limiterKeys
 
 	repl := caddy.NewReplacer()
 	st, err := a.openStore(repl)
@@ -207,7 +211,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Leeway:      time.Duration(a.Leeway),
 		Limits:      limits,
 	}
-	limits.Start(ctx) // janitors end with this config
 	ring, err := a.loadKeys(ctx, repl, st)
 	if err != nil {
 		return err
@@ -342,6 +345,8 @@ func (a *App) Cleanup() error {
 		// would outlive this config by up to a minute.
 		a.svc.Hasher.Release()
 	}
+	releaseLimiters(a.limiterKeys)
+	a.limiterKeys = nil
 	if a.poolKey == "" {
 		return nil
 	}

@@ -63,21 +63,26 @@ func TestParseRateLimitErrors(t *testing.T) {
 }
 
 func TestRateLimitConfigLimits(t *testing.T) {
+	limits := func(rc *RateLimitConfig) (*handlers.Limits, error) {
+		l, keys, err := rc.limits()
+		t.Cleanup(func() { releaseLimiters(keys) })
+		return l, err
+	}
 	// nil: every default.
-	l, err := (*RateLimitConfig)(nil).limits()
+	l, err := limits(nil)
 	if err != nil || l.LoginIP.Limit() != 20 || l.LoginIP.Window() != 5*time.Minute ||
 		l.LoginAccount.Limit() != 10 || l.SignupIP.Window() != time.Hour || l.RefreshIP.Limit() != 60 {
 		t.Fatalf("defaults: %+v %v", l, err)
 	}
 	// off: none at all.
-	if l, err := (&RateLimitConfig{Off: true}).limits(); l != nil || err != nil {
+	if l, err := limits(&RateLimitConfig{Off: true}); l != nil || err != nil {
 		t.Fatalf("off: %v %v", l, err)
 	}
 	// One changed, one off, the rest default.
-	l, err = (&RateLimitConfig{
+	l, err = limits(&RateLimitConfig{
 		LoginIP:  &RateLimit{Events: 3, Window: caddy.Duration(time.Minute)},
 		SignupIP: &RateLimit{Off: true},
-	}).limits()
+	})
 	if err != nil || l.LoginIP.Limit() != 3 || l.SignupIP != nil || l.LoginAccount.Limit() != 10 {
 		t.Fatalf("mixed: %+v %v", l, err)
 	}
@@ -87,9 +92,43 @@ func TestRateLimitConfigLimits(t *testing.T) {
 		{RefreshIP: &RateLimit{Events: 1}},
 		{MaxKeys: -1},
 	} {
-		if _, err := bad.limits(); err == nil {
+		if _, err := limits(bad); err == nil {
 			t.Errorf("accepted %+v", bad)
 		}
+	}
+}
+
+// TestLimitersShared: two configs with the same settings (a reload) share
+// each limiter, so its counts go on; other settings get their own; the
+// last release stops it.
+func TestLimitersShared(t *testing.T) {
+	rc := &RateLimitConfig{LoginIP: &RateLimit{Events: 2, Window: caddy.Duration(time.Minute)}}
+	old, oldKeys, err := rc.limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old.LoginIP.Add("198.51.100.7", now)
+	old.LoginIP.Add("198.51.100.7", now)
+	next, nextKeys, err := rc.limits() // the reload provisions before it cleans up
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseLimiters(oldKeys)
+	if blocked, _ := next.LoginIP.Blocked("198.51.100.7", now); !blocked || next.LoginIP != old.LoginIP {
+		t.Fatal("a reload with the same settings gave the address a fresh budget")
+	}
+	other, otherKeys, err := (&RateLimitConfig{LoginIP: &RateLimit{Events: 3, Window: caddy.Duration(time.Minute)}}).limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.LoginIP == next.LoginIP || other.LoginAccount != next.LoginAccount {
+		t.Fatal("changed settings shared a limiter, or unchanged ones did not")
+	}
+	releaseLimiters(otherKeys)
+	releaseLimiters(nextKeys)
+	if n, ok := limiterPool.References("login_ip/2/1m0s/0"); ok || n != 0 {
+		t.Fatalf("limiter still referenced after the last release: %d", n)
 	}
 }
 

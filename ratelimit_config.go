@@ -1,12 +1,14 @@
 package xanoauth
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/xanoauth/caddy-xanoauth/handlers"
+	"github.com/xanoauth/caddy-xanoauth/ratelimit"
 )
 
 // RateLimitConfig configures the rate limits of the auth endpoints. Every
@@ -57,16 +59,18 @@ type RateLimit struct {
 }
 
 // limits builds the handlers' limits: the defaults when rc is nil, none
-// when it is off.
-func (rc *RateLimitConfig) limits() (*handlers.Limits, error) {
+// when it is off. Each limiter comes from limiterPool, so that its counts
+// survive `caddy reload`; the returned keys are what the config must
+// release when it is cleaned up (releaseLimiters), also on error.
+func (rc *RateLimitConfig) limits() (*handlers.Limits, []string, error) {
 	if rc == nil {
 		rc = new(RateLimitConfig)
 	}
 	if rc.Off {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if rc.MaxKeys < 0 {
-		return nil, fmt.Errorf("rate_limit: max_keys cannot be negative")
+		return nil, nil, fmt.Errorf("rate_limit: max_keys cannot be negative")
 	}
 	spec := func(name string, rl *RateLimit, def handlers.LimitSpec) (*handlers.LimitSpec, error) {
 		if rl == nil {
@@ -83,25 +87,77 @@ func (rc *RateLimitConfig) limits() (*handlers.Limits, error) {
 		}
 		return &handlers.LimitSpec{Events: rl.Events, Window: time.Duration(rl.Window)}, nil
 	}
-	loginIP, err := spec("login_ip", rc.LoginIP, handlers.DefaultLoginIP)
-	if err != nil {
-		return nil, err
+	l := new(handlers.Limits)
+	var keys []string
+	for _, x := range []struct {
+		name string
+		cfg  *RateLimit
+		def  handlers.LimitSpec
+		dst  **ratelimit.Limiter
+	}{
+		{"login_ip", rc.LoginIP, handlers.DefaultLoginIP, &l.LoginIP},
+		{"login_account", rc.LoginAccount, handlers.DefaultLoginAccount, &l.LoginAccount},
+		{"signup_ip", rc.SignupIP, handlers.DefaultSignupIP, &l.SignupIP},
+		{"refresh_ip", rc.RefreshIP, handlers.DefaultRefreshIP, &l.RefreshIP},
+	} {
+		sp, err := spec(x.name, x.cfg, x.def)
+		if err == nil && sp != nil {
+			var key string
+			*x.dst, key, err = pooledLimiterFor(x.name, *sp, rc.MaxKeys)
+			if key != "" {
+				keys = append(keys, key)
+			}
+		}
+		if err != nil {
+			releaseLimiters(keys)
+			return nil, nil, err
+		}
 	}
-	loginAccount, err := spec("login_account", rc.LoginAccount, handlers.DefaultLoginAccount)
+	return l, keys, nil
+}
+
+// limiterPool shares the rate limiters across config reloads, keyed by
+// limit and settings. Caddy provisions the new config before it cleans up
+// the old one, so a reload that keeps a limit's settings keeps its
+// counts: setups that reload often (caddy-docker-proxy reloads on every
+// container event) do not hand an attacker a fresh budget each time. A
+// limit whose settings change starts afresh.
+var limiterPool = caddy.NewUsagePool()
+
+// pooledLimiter is a limiter with its janitor, which runs as long as some
+// config uses the limiter.
+type pooledLimiter struct {
+	rl   *ratelimit.Limiter
+	stop context.CancelFunc
+}
+
+func (p pooledLimiter) Destruct() error {
+	p.stop()
+	return nil
+}
+
+// pooledLimiterFor returns the shared limiter of limit name with spec and
+// the pool key it was acquired under.
+func pooledLimiterFor(name string, spec handlers.LimitSpec, maxKeys int) (*ratelimit.Limiter, string, error) {
+	key := fmt.Sprintf("%s/%d/%s/%d", name, spec.Events, spec.Window, maxKeys)
+	val, _, err := limiterPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		rl, err := ratelimit.New(spec.Events, spec.Window, maxKeys)
+		if err != nil {
+			return nil, fmt.Errorf("rate_limit %s: %v", name, err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		rl.Start(ctx)
+		return pooledLimiter{rl, stop}, nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	signupIP, err := spec("signup_ip", rc.SignupIP, handlers.DefaultSignupIP)
-	if err != nil {
-		return nil, err
+	return val.(pooledLimiter).rl, key, nil
+}
+
+// releaseLimiters gives back limiters acquired by limits.
+func releaseLimiters(keys []string) {
+	for _, k := range keys {
+		_, _ = limiterPool.Delete(k)
 	}
-	refreshIP, err := spec("refresh_ip", rc.RefreshIP, handlers.DefaultRefreshIP)
-	if err != nil {
-		return nil, err
-	}
-	l, err := handlers.NewLimits(loginIP, loginAccount, signupIP, refreshIP, rc.MaxKeys)
-	if err != nil {
-		return nil, fmt.Errorf("rate_limit: %v", err)
-	}
-	return l, nil
 }

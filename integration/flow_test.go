@@ -75,6 +75,14 @@ const globals = `
 
 func TestZeroConfigFlowAndGuard(t *testing.T) {
 	up := newUpstream(t)
+	// The zero-config database outlives a run of this test (it is the
+	// default location, shared by the whole test binary): start from none,
+	// so that `go test -count=2` signs Ann up again. No other config holds
+	// it open now, so this removes its file.
+	defaultDB := filepath.Join(dataHome, "caddy", "xano", "auth.db")
+	if err := os.Remove(defaultDB); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	%s
@@ -107,7 +115,7 @@ http://localhost:9080 {
 }`, globals, up.addr(), up.addr()), "caddyfile")
 
 	// zero config: the database lives under Caddy's data directory
-	if _, err := os.Stat(filepath.Join(dataHome, "caddy", "xano", "auth.db")); err != nil {
+	if _, err := os.Stat(defaultDB); err != nil {
 		t.Fatalf("default database not created: %v", err)
 	}
 

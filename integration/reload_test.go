@@ -215,3 +215,54 @@ func TestJSONConfig(t *testing.T) {
 		t.Fatalf("guard: %d %s", r2.status, r2.body)
 	}
 }
+
+// TestRateLimitsSurviveReload: `caddy reload` must not hand an attacker a
+// fresh budget (caddy-docker-proxy reloads on every container event): an
+// address refused before a reload is refused after it, while the limit's
+// settings stay; changed settings start afresh.
+func TestRateLimitsSurviveReload(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "limits.db")
+	cfg := func(greeting string, events int) string {
+		return fmt.Sprintf(`{
+	%s
+	xano {
+		storage bbolt %s
+		rate_limit {
+			login_ip %d 5m
+		}
+	}
+}
+http://localhost:9080 {
+	xano_auth /api:*
+	respond "%s"
+}`, globals, dbPath, events, greeting)
+	}
+	tester := caddytest.NewTester(t)
+	tester.InitServer(cfg("v1", 3), "caddyfile")
+	guess := func() int {
+		return do(t, "POST", "/api:x/auth/login", map[string]string{"email": "nobody@example.com", "password": "guess1234"}).status
+	}
+	for i := range 3 {
+		if st := guess(); st != 403 {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	if st := guess(); st != 429 {
+		t.Fatalf("past the limit: %d", st)
+	}
+	if err := loadCaddyfile(cfg("v2", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, "GET", "/", nil); r.body != "v2" {
+		t.Fatalf("reload not applied: %q", r.body)
+	}
+	if st := guess(); st != 429 {
+		t.Errorf("after a reload with the same limits: %d, want 429 (a fresh budget)", st)
+	}
+	if err := loadCaddyfile(cfg("v3", 4)); err != nil {
+		t.Fatal(err)
+	}
+	if st := guess(); st != 403 {
+		t.Errorf("after a reload with another limit: %d, want 403 (its own counts)", st)
+	}
+}
