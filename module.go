@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -202,6 +203,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := loadTokenLifetimes(ctx, st, tables); err != nil {
 		return err
 	}
+	logHashImplementation(a.logger)
 	a.svc = &handlers.Service{
 		Store:       st,
 		Hasher:      a.newHasher(),
@@ -499,3 +501,18 @@ var (
 	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )
+
+// hashImplementationLogged makes the argon2 code path one line per process,
+// not one per reload.
+var hashImplementationLogged sync.Once
+
+func logHashImplementation(log *zap.Logger) {
+	hashImplementationLogged.Do(func() {
+		impl := zap.String("argon2", password.Implementation())
+		if password.ImplementationSuspect() {
+			log.Warn("password hashing falls back to x/crypto's code: the AVX2 code failed its self-test on this CPU", impl)
+			return
+		}
+		log.Info("password hashing", impl)
+	})
+}

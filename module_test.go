@@ -4,10 +4,15 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/caddyserver/caddy/v2"
+	"github.com/xanoauth/caddy-xanoauth/password"
 	"github.com/xanoauth/caddy-xanoauth/store"
 )
 
@@ -179,5 +184,22 @@ func TestProvisionRefusesImpossibleConfig(t *testing.T) {
 		if err := (&AuthHandler{CORSOrigins: []string{o}}).Validate(); err != nil {
 			t.Errorf("cors origin %q: %v", o, err)
 		}
+	}
+}
+
+// TestHashImplementationLogged: one line per process names the argon2
+// code path, however many configs are provisioned.
+func TestHashImplementationLogged(t *testing.T) {
+	hashImplementationLogged = sync.Once{}
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(core)
+	logHashImplementation(log)
+	logHashImplementation(log) // a reload
+	entries := logs.All()
+	if len(entries) != 1 {
+		t.Fatalf("%d lines, want 1", len(entries))
+	}
+	if got := entries[0].ContextMap()["argon2"]; got != password.Implementation() || got == "" {
+		t.Errorf("argon2 = %v, want %q", got, password.Implementation())
 	}
 }

@@ -520,3 +520,15 @@ func parseParam(field, prefix string, bitSize int) (uint64, bool) {
 	v, err := strconv.ParseUint(s, 10, bitSize)
 	return v, err == nil
 }
+
+// Implementation names the argon2 block code that hashes run (AVX2, or
+// x/crypto's SSE4.1 or generic code), with the reason when the AVX2 code is
+// off on a CPU that has it: its start-up self-test failed, or
+// XANOAUTH_ARGON2=upstream asked for x/crypto's code.
+func Implementation() string { return argon2.Implementation() }
+
+// ImplementationSuspect reports whether the AVX2 code was turned off
+// because it computed a block differently from x/crypto's on this CPU.
+func ImplementationSuspect() bool {
+	return strings.Contains(argon2.Implementation(), "self-test failed")
+}

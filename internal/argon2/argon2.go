@@ -26,7 +26,13 @@
 // TestRefWindow check the address. CPUs without AVX2 and other architectures
 // run upstream's code. TestFillBlockAVX2 compares it with upstream's generic
 // code block by block, and on machines with AVX2 every test against x/crypto
-// runs it, while TestSSE4Path keeps the SSE4.1 path tested there.
+// runs it, while TestSSE4Path keeps the SSE4.1 path tested there (.ci/run
+// makes those tests fail rather than skip on a CPU with AVX2). A hash
+// computed wrongly on some CPU would lock users out the day the store moves
+// to another machine, so at start the AVX2 code is also checked against
+// upstream's on fixed blocks (avx2SelfTest) and, on a mismatch, upstream's
+// code runs; XANOAUTH_ARGON2=upstream asks for it too, and the purego build
+// tag leaves all assembly out. Implementation names the code in use.
 //
 // To make reuse safe, the first pass overwrites each block instead of XORing
 // into it: upstream XORs into freshly zeroed memory, which gives the same

@@ -6,10 +6,14 @@ import (
 	"bytes"
 	"fmt"
 	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"unsafe"
 
 	upstream "golang.org/x/crypto/argon2"
+	"golang.org/x/sys/cpu"
 )
 
 func randomBlock(r *mrand.Rand) *block {
@@ -24,9 +28,7 @@ func randomBlock(r *mrand.Rand) *block {
 // Go code on random blocks, in both modes and with out aliasing in1 (as
 // the address generator calls it).
 func TestFillBlockAVX2(t *testing.T) {
-	if !useAVX2 {
-		t.Skip("this CPU has no AVX2")
-	}
+	needAVX2(t)
 	r := mrand.New(mrand.NewPCG(1, 2))
 	for i := range 2000 {
 		in1, in2, old := randomBlock(r), randomBlock(r), randomBlock(r)
@@ -51,9 +53,7 @@ func TestFillBlockAVX2(t *testing.T) {
 // withoutAVX2 makes the rest of tb run upstream's SSE4.1 code; it skips
 // tb on CPUs without AVX2, where every test and benchmark runs that code.
 func withoutAVX2(tb testing.TB) {
-	if !useAVX2 {
-		tb.Skip("without AVX2 every test runs the SSE4.1 path")
-	}
+	needAVX2(tb)
 	useAVX2 = false
 	tb.Cleanup(func() { useAVX2 = true })
 }
@@ -117,9 +117,7 @@ func BenchmarkIDKeySSE4(b *testing.B) {
 // TestPrefetchAddress: the block fillBlockAVX2 prefetches is the one
 // indexAlpha will pick as the next block's reference.
 func TestPrefetchAddress(t *testing.T) {
-	if !useAVX2 {
-		t.Skip("this CPU has no AVX2")
-	}
+	needAVX2(t)
 	r := mrand.New(mrand.NewPCG(3, 4))
 	const lanes, segments = 64, 16
 	B := make([]block, lanes)
@@ -141,5 +139,62 @@ func TestPrefetchAddress(t *testing.T) {
 			t.Fatalf("case %d (n=%d slice=%d index=%d): prefetched block %d, indexAlpha picks %d",
 				i, n, slice, index, (plan.addr-uintptr(unsafe.Pointer(&B[0])))/unsafe.Sizeof(B[0]), want)
 		}
+	}
+}
+
+// needAVX2 skips tb where the AVX2 code does not run, unless
+// XANOAUTH_REQUIRE_AVX2=1 (.ci/run sets it on CPUs with AVX2), where a
+// skip would hide that the self-test turned the code off.
+func needAVX2(tb testing.TB) {
+	tb.Helper()
+	if useAVX2 {
+		return
+	}
+	if os.Getenv("XANOAUTH_REQUIRE_AVX2") == "1" {
+		tb.Fatalf("XANOAUTH_REQUIRE_AVX2=1 but the AVX2 code is off: %s (CPU has AVX2: %v)", Implementation(), cpu.X86.HasAVX2)
+	}
+	tb.Skipf("the AVX2 code does not run here: %s", Implementation())
+}
+
+// TestAVX2SelfTest: the start-up check accepts the AVX2 code and refuses
+// one that differs from upstream's in a single bit.
+func TestAVX2SelfTest(t *testing.T) {
+	if !avx2SelfTest(processBlockAsFill) {
+		t.Fatal("the self-test refuses upstream's own code")
+	}
+	broken := func(out, in1, in2 *block, xor bool, pf *prefetchPlan) {
+		processBlockGeneric(out, in1, in2, xor)
+		out[77] ^= 1 << 13
+	}
+	if avx2SelfTest(broken) {
+		t.Fatal("the self-test accepts a block function that is wrong in one bit")
+	}
+	needAVX2(t)
+	if !avx2SelfTest(fillBlockAVX2) {
+		t.Fatal("the AVX2 code fails the self-test")
+	}
+}
+
+func processBlockAsFill(out, in1, in2 *block, xor bool, _ *prefetchPlan) {
+	processBlockGeneric(out, in1, in2, xor)
+}
+
+// TestImplementationSwitch: XANOAUTH_ARGON2=upstream at start runs
+// x/crypto's code, and Implementation says so (a child process: the
+// switch is read once, at init).
+func TestImplementationSwitch(t *testing.T) {
+	if os.Getenv("XANOAUTH_ARGON2_CHILD") == "1" {
+		if useAVX2 || !strings.HasPrefix(Implementation(), "sse4.1 (x/crypto") && !strings.HasPrefix(Implementation(), "generic") {
+			t.Fatalf("with %s=upstream: useAVX2=%v, %q", EnvImplementation, useAVX2, Implementation())
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestImplementationSwitch$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "XANOAUTH_ARGON2_CHILD=1", EnvImplementation+"=upstream", "XANOAUTH_REQUIRE_AVX2=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if cpu.X86.HasAVX2 && !useAVX2 && os.Getenv(EnvImplementation) == "" {
+		t.Errorf("AVX2 CPU, no switch, but the AVX2 code is off: %s", Implementation())
 	}
 }
