@@ -68,7 +68,7 @@ func (ah *AuthHandler) Provision(ctx caddy.Context) error {
 	}
 	svc := app.Service()
 	if _, ok := svc.Tables[ah.Table]; !ok {
-		return fmt.Errorf("xano_auth: unknown table %q (declare it in the xano global option)", ah.Table)
+		return fmt.Errorf("unknown table %q (declare it in the xano global option)", ah.Table)
 	}
 	ah.h = &handlers.Auth{
 		Svc:               svc,
@@ -78,7 +78,7 @@ func (ah *AuthHandler) Provision(ctx caddy.Context) error {
 		CORS:              handlers.CORS{Origins: ah.CORSOrigins, Disabled: ah.DisableCORS},
 	}
 	if ah.h.Browser, err = ah.browser(); err != nil {
-		return fmt.Errorf("xano_auth: %v", err)
+		return err
 	}
 	return nil
 }
@@ -86,15 +86,15 @@ func (ah *AuthHandler) Provision(ctx caddy.Context) error {
 // Validate checks the configuration.
 func (ah *AuthHandler) Validate() error {
 	if ah.MaxBodySize < 0 {
-		return fmt.Errorf("xano_auth: max_body_size cannot be negative")
+		return fmt.Errorf("max_body_size cannot be negative")
 	}
 	for _, o := range ah.CORSOrigins {
 		if err := handlers.CheckOrigin(o); err != nil {
-			return fmt.Errorf("xano_auth: cors: %v", err)
+			return fmt.Errorf("cors: %v", err)
 		}
 	}
 	if err := ah.validateBrowser(); err != nil {
-		return fmt.Errorf("xano_auth: %v", err)
+		return err
 	}
 	return nil
 }

@@ -177,14 +177,14 @@ func cacheMode(s string) (handlers.CacheMode, error) {
 // Validate checks the configuration.
 func (gh *GuardHandler) Validate() error {
 	if gh.IgnoreInvalid && !gh.Optional {
-		return fmt.Errorf("xano_guard: ignore_invalid only makes sense with optional")
+		return fmt.Errorf("ignore_invalid only makes sense with optional")
 	}
 	if gh.Preflight != "" && gh.Preflight != "answer" && gh.Preflight != "forward" {
 		return fmt.Errorf("preflight %q: want answer or forward", gh.Preflight)
 	}
 	if gh.Redirect != "" {
 		if err := handlers.CheckLoginURL(gh.Redirect); err != nil {
-			return fmt.Errorf("xano_guard: %v", err)
+			return err
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package xanoauth
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -201,5 +202,33 @@ func TestHashImplementationLogged(t *testing.T) {
 	}
 	if got := entries[0].ContextMap()["argon2"]; got != password.Implementation() || got == "" {
 		t.Errorf("argon2 = %v, want %q", got, password.Implementation())
+	}
+}
+
+// TestErrorsNameTheModuleOnce: Caddy prefixes a module's provision and
+// validate errors with its ID; ours must not say it again
+// (`provision http.handlers.xano_auth: xano_auth: unknown table`).
+func TestErrorsNameTheModuleOnce(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "x.db")
+	for _, c := range []struct{ handler, module string }{
+		{`{"handler":"xano_auth","table":"nope"}`, "http.handlers.xano_auth"},
+		{`{"handler":"xano_guard","tables":["nope"]}`, "http.handlers.xano_guard"},
+		{`{"handler":"xano_guard","ignore_invalid":true}`, "http.handlers.xano_guard"},
+	} {
+		cfg := `{"admin":{"disabled":true},"apps":{"xano":{"storage":{"type":"bbolt","path":"` + db + `"}},` +
+			`"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[` + c.handler + `]}]}}}}}`
+		var parsed caddy.Config
+		if err := json.Unmarshal([]byte(cfg), &parsed); err != nil {
+			t.Fatal(err)
+		}
+		err := caddy.Validate(&parsed)
+		if err == nil {
+			t.Errorf("%s: accepted", c.handler)
+			continue
+		}
+		short := strings.TrimPrefix(c.module, "http.handlers.")
+		if n := strings.Count(err.Error(), c.module); n != 1 || strings.Contains(err.Error(), " "+short+": ") {
+			t.Errorf("%s: the module names itself again: %v", c.handler, err)
+		}
 	}
 }
