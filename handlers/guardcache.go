@@ -55,22 +55,27 @@ func (pr *privateResponse) setCacheControl(status int) {
 	}
 	pr.done = true
 	h := pr.Header()
-	// Caches that obey a targeted header ignore Cache-Control when it is
-	// present (RFC 9213 §2.1; nginx's X-Accel-Expires likewise).
-	for _, t := range targetedCacheHeaders {
-		delete(h, t)
+	// One pass over the few headers a response has, rather than a lookup
+	// per name: the caches that obey a targeted header ignore
+	// Cache-Control when it is present (RFC 9213 §2.1; nginx's
+	// X-Accel-Expires likewise), and an HTTP/1.0 cache that reads no
+	// Cache-Control goes by Expires.
+	for k := range h {
+		switch k {
+		case "Cdn-Cache-Control", "Cloudflare-Cdn-Cache-Control", "Surrogate-Control", "X-Accel-Expires", "Expires":
+			delete(h, k)
+		}
 	}
-	if pr.mode == CachePrivate && hasDirective(h.Values("Cache-Control"), "no-store") {
+	// Header keys are canonical here (Set and Add canonicalise), so the
+	// map is indexed directly.
+	if pr.mode == CachePrivate && hasDirective(h["Cache-Control"], "no-store") {
 		return
 	}
 	if pr.mode == CacheNoStore {
-		h.Set("Cache-Control", "no-store")
+		h["Cache-Control"] = []string{"no-store"}
 	} else {
-		h.Set("Cache-Control", "private, no-cache")
+		h["Cache-Control"] = []string{"private, no-cache"}
 	}
-	// Expires is ignored beside Cache-Control max-age, not beside
-	// no-cache, by old HTTP/1.0 caches: drop it rather than rely on them.
-	h.Del("Expires")
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -118,5 +123,3 @@ func hasDirective(values []string, directive string) bool {
 	}
 	return false
 }
-
-var targetedCacheHeaders = []string{"Cdn-Cache-Control", "Cloudflare-Cdn-Cache-Control", "Surrogate-Control", "X-Accel-Expires"}
