@@ -14,7 +14,10 @@ import (
 // anonymously, when optional). Tokens are looked up as Xano does: with
 // `X-Xano-Authorization-Only: true` only X-Xano-Authorization is read;
 // otherwise X-Xano-Authorization, then `Authorization: Bearer`, then the
-// `authtoken` query parameter, then the configured cookies.
+// `authtoken` query parameter, then the configured cookies, then the
+// session cookie of xano_auth (unless ignore_session_cookie). What else it
+// does (Cache-Control, preflights, one data source, CSRF of cookie
+// requests, identity headers) is in docs/guard.md.
 //
 // After a successful check it sets these placeholders:
 //

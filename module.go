@@ -32,7 +32,7 @@ func init() {
 	caddy.RegisterModule(GuardHandler{})
 }
 
-// Defaults, also documented in the README.
+// Defaults, also documented in docs/configuration.md.
 const (
 	DefaultTable      = "user"
 	DefaultDataSource = "live"

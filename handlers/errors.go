@@ -19,7 +19,7 @@ const (
 )
 
 // Messages that are Xano's own (SPEC §4) or our decisions (documented in the
-// README). Kept in one place so tests and handlers cannot drift apart.
+// docs/wire-contract.md). Kept in one place so tests and handlers cannot drift apart.
 const (
 	MsgInvalidCredentials = "Invalid Credentials."
 	MsgAccountInUse       = "This account is already in use."

@@ -20,10 +20,10 @@ import (
 )
 
 // MsgTooManyAttempts is the message of a rate-limited request (429, our
-// decision; documented in the README).
+// decision; documented in docs/wire-contract.md).
 const MsgTooManyAttempts = "Too many attempts. Please try again later."
 
-// Default rate limits (documented in the README's Security section).
+// Default rate limits (documented in docs/security.md).
 var (
 	DefaultLoginIP      = LimitSpec{Events: 20, Window: 5 * time.Minute}
 	DefaultLoginAccount = LimitSpec{Events: 10, Window: 15 * time.Minute}

@@ -81,7 +81,7 @@ func serveBench(a *Auth, r *http.Request) *httptest.ResponseRecorder {
 // time.Sleep. A goroutine
 // in a system call keeps its P until the runtime's monitor takes it back, so
 // a hash that is ready waits for the disk; a sleeping goroutine gives its P
-// up at once. "none" is the baseline. README, Performance: where a login's
+// up at once. "none" is the baseline. docs/performance.md: where a login's
 // time goes.
 func BenchmarkVerifyThenSync(b *testing.B) {
 	h, encoded := benchHash(b, runtime.NumCPU())
@@ -136,7 +136,7 @@ func BenchmarkVerifyThenSync(b *testing.B) {
 // measurement, nothing ("idle"), pure computation ("spin") or page writes
 // each followed by a sync ("sync"). With GOMAXPROCS >= 2 each has a P of its
 // own, so where a sync only waits for the disk the three take the same
-// time. On the PVM guest of README's figures "sync" made a verify 1.1–1.7×
+// time. On the PVM guest of docs/performance.md's figures "sync" made a verify 1.1–1.7×
 // as long and "spin" did not slow it: the disk's interrupts all go to one
 // CPU (/proc/interrupts), and a verify there pays for every sync, from
 // whichever CPU. The OS picks the threads' CPUs, so the figure moves

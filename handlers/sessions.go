@@ -20,7 +20,7 @@ import (
 	"github.com/xanoauth/caddy-xanoauth/token"
 )
 
-// Session messages (our decisions; documented in the README).
+// Session messages (our decisions; documented in docs/wire-contract.md).
 const (
 	MsgInvalidRefresh = "Invalid refresh token."
 	MsgRefreshExpired = "Refresh token has expired."
@@ -33,7 +33,7 @@ const refreshTokenLen = 43
 // MaxSessionRevocations is how many single-session logouts of one user
 // (per table and data source) are recorded as such within one token
 // lifetime; past it a logout logs the user out everywhere instead (our
-// decision; documented in the README). Each single-session logout leaves
+// decision; documented in docs/security.md). Each single-session logout leaves
 // a record, kept on disk and in memory until the token it revoked would
 // have expired, so without a bound one account looping login and logout
 // could grow the revocation set without end. 100 is far beyond what one

@@ -14,7 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
-// logFilters is the README's recommended log filter: Caddy redacts
+// logFilters is the recommended log filter of docs/security.md: Caddy redacts
 // Authorization and Cookie itself, but logs X-Xano-Authorization and the
 // request URI as they came, with ?authtoken= and the query-string
 // credentials JetAdmin sends (POST …/auth/login?email=…&password=…).

@@ -11,7 +11,7 @@
 // login paid for zeroing 19 MiB and for about one GC cycle, which in a server
 // also marks everything else it holds. With Memory reused, BenchmarkIDKey's
 // hash takes 15–25 % less time and logins through Caddy run about 1.25× as
-// fast on the 2-CPU benchmark machine (README, Performance). Upstream has no
+// fast on the 2-CPU benchmark machine (docs/performance.md). Upstream has no
 // API for this (golang/go#36634). The caller, not this package, decides how
 // many Memory values exist and when they are dropped: package password keeps
 // one per hashing slot.

@@ -27,7 +27,7 @@ type mapping struct {
 // (since Go 1.21.1), so the 19 MiB of a default hash sit in about 4,900
 // 4 KiB pages, more than the CPU's TLB holds, and a data-dependent reference
 // could cost a page walk on top of its cache miss. On the Zen 5 of the
-// README's figures that made no measurable difference to a warm hash, but
+// docs/performance.md's figures that made no measurable difference to a warm hash, but
 // the first hash in new memory took 15 ms instead of 73 (BenchmarkIDKey/
 // fresh): the kernel faults in ten huge pages instead of ~4,900 small ones.
 // Where THP is off, the advice is ignored and the mapping is ordinary
