@@ -85,8 +85,8 @@ func (ah *AuthHandler) Provision(ctx caddy.Context) error {
 
 // Validate checks the configuration.
 func (ah *AuthHandler) Validate() error {
-	if ah.MaxBodySize < 0 {
-		return fmt.Errorf("max_body_size cannot be negative")
+	if ah.MaxBodySize < 0 || ah.MaxBodySize > 1<<30 {
+		return fmt.Errorf("max_body_size %d: want at most 1 GiB (1073741824), and not negative", ah.MaxBodySize)
 	}
 	for _, o := range ah.CORSOrigins {
 		if err := handlers.CheckOrigin(o); err != nil {

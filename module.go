@@ -242,6 +242,9 @@ func (a *App) validateConfig() error {
 	if a.SweepInterval < 0 {
 		return fmt.Errorf("sweep_interval cannot be negative")
 	}
+	if a.Storage.LockTimeout < 0 {
+		return fmt.Errorf("storage lock_timeout cannot be negative")
+	}
 	if a.Storage.Type != "bbolt" {
 		return fmt.Errorf("storage type %q is not supported (want bbolt)", a.Storage.Type)
 	}

@@ -232,3 +232,23 @@ func TestErrorsNameTheModuleOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONRefusesWhatTheCaddyfileRefuses: limits that the Caddyfile
+// parser enforces hold for hand-written JSON too.
+func TestJSONRefusesWhatTheCaddyfileRefuses(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "x.db")
+	for name, c := range map[string]struct{ storage, handler string }{
+		"max_body_size over 1 GiB": {`{"type":"bbolt","path":"` + db + `"}`, `{"handler":"xano_auth","max_body_size":2147483648}`},
+		"negative lock_timeout":    {`{"type":"bbolt","path":"` + db + `","lock_timeout":-1}`, `{"handler":"xano_auth"}`},
+	} {
+		cfg := `{"admin":{"disabled":true},"apps":{"xano":{"storage":` + c.storage + `},` +
+			`"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[` + c.handler + `]}]}}}}}`
+		var parsed caddy.Config
+		if err := json.Unmarshal([]byte(cfg), &parsed); err != nil {
+			t.Fatal(err)
+		}
+		if err := caddy.Validate(&parsed); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

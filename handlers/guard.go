@@ -135,7 +135,13 @@ func (g *Guard) Init() error {
 		if err := g.checkClaimName(claim); err != nil {
 			return fmt.Errorf("header %s: %v", h, err)
 		}
-		g.identity = append(g.identity, http.CanonicalHeaderKey(h))
+		name := http.CanonicalHeaderKey(h)
+		if slices.Contains(g.identity, name) {
+			// JSON keys differ by case where header names do not: which
+			// claim would be sent depends on map order.
+			return fmt.Errorf("header %s: given twice (header names ignore case)", h)
+		}
+		g.identity = append(g.identity, name)
 	}
 	slices.Sort(g.identity)
 	for _, o := range g.CSRFOrigins {

@@ -328,3 +328,13 @@ func TestGuardRequireIDAcrossRealms(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardHeaderNamesOnceInJSON: JSON keys differ by case where header
+// names do not; the Caddyfile refuses the pair, and so does Init.
+func TestGuardHeaderNamesOnceInJSON(t *testing.T) {
+	f := newFixture(t)
+	g := &Guard{Svc: f.svc, Tables: []string{"user"}, Headers: map[string]string{"X-User-Id": "id", "x-user-id": "extras.role"}}
+	if err := g.Init(); err == nil {
+		t.Fatal("X-User-Id and x-user-id accepted together")
+	}
+}
