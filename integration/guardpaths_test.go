@@ -47,28 +47,7 @@ func TestTargetedCacheHeadersRemoved(t *testing.T) {
 		fmt.Fprintf(w, "private page of %s", r.Header.Get("X-User-Id"))
 	}))
 	t.Cleanup(up.Close)
-	dir := t.TempDir()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`{
-	%s
-	xano {
-		storage bbolt %s
-		rate_limit {
-			off
-		}
-	}
-}
-http://localhost:9080 {
-	xano_auth /api:*
-	handle /app/* {
-		xano_guard {
-			header X-User-Id id
-		}
-		reverse_proxy %s
-	}
-}`, globals, filepath.Join(dir, "c.db"), up.Listener.Addr().String()), "caddyfile")
-	s := do(t, "POST", "/api:x/auth/signup", map[string]string{"email": "owner@example.com", "password": "secret123"})
-	tok := s.field(t, "authToken")
+	tok := guardSite(t, "", appRoute(up.Listener.Addr().String()))
 	r := do(t, "GET", "/app/x", nil, "Cookie", "xano_auth="+tok)
 	if r.header.Get("Cache-Control") != "private, no-cache" {
 		t.Fatalf("Cache-Control %q", r.header.Get("Cache-Control"))
@@ -123,8 +102,9 @@ http://localhost:9080 {
 	}
 }
 
-// TestGuardedCacheWritePaths: every way a response can be written ends up "private, no-cache": encode around file_server, HEAD, a streaming
-// proxy (flush_interval -1), 304, and undeclared/odd hop-by-hop tricks.
+// TestGuardedCacheWritePaths: every way a response can be written ends up
+// "private, no-cache": encode around file_server, HEAD, a Range request,
+// templates, and a streaming proxy (flush_interval -1).
 func TestGuardedCacheWritePaths(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
@@ -137,19 +117,7 @@ func TestGuardedCacheWritePaths(t *testing.T) {
 	site := filepath.Join(dir, "site")
 	_ = os.MkdirAll(filepath.Join(site, "m"), 0o755)
 	_ = os.WriteFile(filepath.Join(site, "m", "p.html"), []byte(strings.Repeat("<p>members only</p>", 200)), 0o644)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`{
-	%s
-	xano {
-		storage bbolt %s
-		rate_limit {
-			off
-		}
-	}
-}
-http://localhost:9080 {
-	xano_auth /api:*
-	handle /m/* {
+	tok := guardSite(t, "", fmt.Sprintf(`handle /m/* {
 		xano_guard
 		encode gzip
 		root * %s
@@ -169,10 +137,7 @@ http://localhost:9080 {
 		reverse_proxy %s {
 			flush_interval -1
 		}
-	}
-}`, globals, filepath.Join(dir, "w.db"), site, site, up.Listener.Addr().String()), "caddyfile")
-	s := do(t, "POST", "/api:x/auth/signup", map[string]string{"email": "owner@example.com", "password": "secret123"})
-	tok := s.field(t, "authToken")
+	}`, site, site, up.Listener.Addr().String()))
 	for _, c := range []struct {
 		method, path string
 		h            []string
@@ -208,31 +173,7 @@ func (b *trailerBody) Read(p []byte) (int, error) {
 // trailers and declared HTTP/2 (h2c) trailers.
 func TestIdentityHeaderVariants(t *testing.T) {
 	up := newRecordingUpstream(t)
-	dir := t.TempDir()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`{
-	%s
-	servers {
-		protocols h1 h2c
-	}
-	xano {
-		storage bbolt %s
-		rate_limit {
-			off
-		}
-	}
-}
-http://localhost:9080 {
-	xano_auth /api:*
-	handle /app/* {
-		xano_guard {
-			header X-User-Id id
-		}
-		reverse_proxy %s
-	}
-}`, globals, filepath.Join(dir, "i.db"), up.Listener.Addr().String()), "caddyfile")
-	s := do(t, "POST", "/api:x/auth/signup", map[string]string{"email": "owner@example.com", "password": "secret123"})
-	tok := s.field(t, "authToken")
+	tok := guardSite(t, "protocols h1 h2c", appRoute(up.Listener.Addr().String()))
 	for _, conn := range []string{
 		"Connection: x-user-id", "Connection: close,X-USER-ID", "Connection: keep-alive\r\nConnection: \tX-User-Id\t",
 		"Connection: , x-user-id ,", "Connection: X-User-Id, X-User-Id",
@@ -268,4 +209,44 @@ http://localhost:9080 {
 	if resp.ProtoMajor != 2 || len(tr.Values("X-User-Id")) != 0 || h.Get("X-User-Id") != "1" {
 		t.Errorf("h2c trailer: %s %d header %q trailer %q", resp.Proto, resp.StatusCode, h.Values("X-User-Id"), tr.Values("X-User-Id"))
 	}
+}
+
+// guardSite loads a site on localhost:9080 with the auth API (rate limits
+// off, a database of its own) and routes, with servers, when not empty, as
+// the global servers block; it signs up the owner and returns the token.
+func guardSite(t *testing.T, servers, routes string) string {
+	t.Helper()
+	if servers != "" {
+		servers = "servers {\n\t\t" + servers + "\n\t}"
+	}
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`{
+	%s
+	%s
+	xano {
+		storage bbolt %s
+		rate_limit {
+			off
+		}
+	}
+}
+http://localhost:9080 {
+	xano_auth /api:*
+	%s
+}`, globals, servers, filepath.Join(t.TempDir(), "site.db"), routes), "caddyfile")
+	s := do(t, "POST", "/api:x/auth/signup", map[string]string{"email": "owner@example.com", "password": "secret123"})
+	if s.status != 200 {
+		t.Fatalf("signup: %d %s", s.status, s.body)
+	}
+	return s.field(t, "authToken")
+}
+
+// appRoute guards /app/* with X-User-Id and proxies it to upstream.
+func appRoute(upstream string) string {
+	return `handle /app/* {
+		xano_guard {
+			header X-User-Id id
+		}
+		reverse_proxy ` + upstream + `
+	}`
 }
