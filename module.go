@@ -23,6 +23,7 @@ import (
 
 	"github.com/xanoauth/caddy-xanoauth/handlers"
 	"github.com/xanoauth/caddy-xanoauth/password"
+	"github.com/xanoauth/caddy-xanoauth/ratelimit"
 	"github.com/xanoauth/caddy-xanoauth/store"
 )
 
@@ -204,14 +205,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	logHashImplementation(a.logger)
+	// The counters that bound each user's revocation records survive a
+	// reload like the rate limits: a reload must not reset the bound.
+	counters := make(map[string]*ratelimit.Limiter, len(tables))
+	for name, t := range tables {
+		spec := handlers.LimitSpec{Events: handlers.MaxSessionRevocations, Window: handlers.RevocationWindow(t)}
+		rl, key, err := pooledLimiterFor("revocations "+a.poolKey+" "+name, spec, 0)
+		if err != nil {
+			return err
+		}
+		a.limiterKeys = append(a.limiterKeys, key)
+		counters[name] = rl
+	}
 	a.svc = &handlers.Service{
-		Store:       st,
-		Hasher:      a.newHasher(),
-		Logger:      a.logger,
-		Tables:      tables,
-		DataSources: a.DataSources,
-		Leeway:      time.Duration(a.Leeway),
-		Limits:      limits,
+		RevocationCounters: counters,
+		Store:              st,
+		Hasher:             a.newHasher(),
+		Logger:             a.logger,
+		Tables:             tables,
+		DataSources:        a.DataSources,
+		Leeway:             time.Duration(a.Leeway),
+		Limits:             limits,
 	}
 	ring, err := a.loadKeys(ctx, repl, st)
 	if err != nil {

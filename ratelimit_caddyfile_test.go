@@ -160,3 +160,22 @@ func TestProvisionBuildsLimits(t *testing.T) {
 	}
 	_ = bad.Cleanup()
 }
+
+// TestRevocationCountersSurviveReload: the counters that bound a user's
+// revocation records are shared by the configs of one store, as the rate
+// limits are, so a reload does not reset the bound; another store gets
+// its own.
+func TestRevocationCountersSurviveReload(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	path := filepath.Join(t.TempDir(), "r.db")
+	old := provisionApp(t, path, nil, &now)
+	next := provisionApp(t, path, nil, &now) // a reload provisions before it cleans up
+	a, b := old.svc.RevocationCounters["user"], next.svc.RevocationCounters["user"]
+	if a == nil || a != b {
+		t.Fatalf("a reload got its own revocation counter (%p, %p)", a, b)
+	}
+	other := provisionApp(t, filepath.Join(t.TempDir(), "other.db"), nil, &now)
+	if other.svc.RevocationCounters["user"] == a {
+		t.Fatal("another store shares the counter")
+	}
+}

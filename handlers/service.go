@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xanoauth/caddy-xanoauth/password"
+	"github.com/xanoauth/caddy-xanoauth/ratelimit"
 	"github.com/xanoauth/caddy-xanoauth/store"
 	"github.com/xanoauth/caddy-xanoauth/token"
 )
@@ -82,6 +83,12 @@ type Service struct {
 	sessions  sessions
 	cacheOnce sync.Once
 	cache     *verifyCache
+	// RevocationCounters are the tables' counters of single-session
+	// revocations per user (revokeSession), made with
+	// NewRevocationCounter; the app takes them from a pool so that they
+	// survive a reload. A table without one gets its own on first use.
+	RevocationCounters map[string]*ratelimit.Limiter
+
 	// revocations bounds each user's single-session revocation records
 	// (revokeSession). It is on even when Limits is nil: it bounds
 	// storage, not request rates, and `rate_limit off` must not unbound

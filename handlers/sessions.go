@@ -253,12 +253,25 @@ func (s *Service) signupSession(ctx context.Context, t *Table, ds string, u *sto
 
 // revocationCounts counts each user's single-session revocations for
 // revokeSession: one limiter per table, whose window is the table's
-// MaxTokenTTL, the longest a revocation record can matter. It lives in
-// memory only, so a restart starts every count afresh.
+// MaxTokenTTL, the longest a revocation record can matter, for tables the
+// app gave no counter (Service.RevocationCounters). It lives in memory
+// only, so a restart starts every count afresh.
 type revocationCounts struct {
 	mu       sync.Mutex
 	perTable map[string]*ratelimit.Limiter
 }
+
+// NewRevocationCounter makes table t's counter of single-session
+// revocations per user: MaxSessionRevocations per MaxTokenTTL, the longest
+// a revocation record can matter. MaxTokenTTL is a configured token_ttl
+// (at least a second in practice); the floor only keeps ratelimit.New's
+// minimum. The key bound is the default: a key is one user, ~150 bytes.
+func NewRevocationCounter(t *Table) (*ratelimit.Limiter, error) {
+	return ratelimit.New(MaxSessionRevocations, RevocationWindow(t), 0)
+}
+
+// RevocationWindow is the window of table t's revocation counter.
+func RevocationWindow(t *Table) time.Duration { return max(t.MaxTokenTTL(), time.Second) }
 
 // limiter returns table t's counter, made on first use.
 func (rc *revocationCounts) limiter(t *Table) *ratelimit.Limiter {
@@ -267,10 +280,7 @@ func (rc *revocationCounts) limiter(t *Table) *ratelimit.Limiter {
 	if rl := rc.perTable[t.Name]; rl != nil {
 		return rl
 	}
-	// MaxTokenTTL is a configured token_ttl (at least a second in
-	// practice); the floor only keeps New's minimum. The key bound is
-	// the default: a key is one user, ~150 bytes.
-	rl, err := ratelimit.New(MaxSessionRevocations, max(t.MaxTokenTTL(), time.Second), 0)
+	rl, err := NewRevocationCounter(t)
 	if err != nil {
 		panic(err) // not reached: the limit and window are valid
 	}
@@ -296,7 +306,10 @@ func (rc *revocationCounts) limiter(t *Table) *ratelimit.Limiter {
 // newest token is younger than the cutoff (a refresh racing it). It
 // reports whether it folded.
 func (s *Service) revokeSession(ctx context.Context, t *Table, realm store.Realm, userID int64, sid string, until int64) (folded bool, err error) {
-	rl := s.revocations.limiter(t)
+	rl := s.RevocationCounters[t.Name]
+	if rl == nil {
+		rl = s.revocations.limiter(t)
+	}
 	now := s.now()
 	// Cheap: Prune stops at the first user whose count is still live, so
 	// it costs what it drops, and memory holds only live counts.
