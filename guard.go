@@ -136,7 +136,7 @@ func (gh *GuardHandler) Provision(ctx caddy.Context) error {
 	}
 	rules := make([]handlers.Rule, len(gh.Require))
 	for i, r := range gh.Require {
-		rules[i] = handlers.Rule{Field: r.Claim, Values: r.Values}
+		rules[i] = handlers.Rule{Claim: r.Claim, Values: r.Values}
 	}
 	cache, err := cacheMode(gh.Cache)
 	if err != nil {

@@ -408,7 +408,7 @@ func TestSafeReturn(t *testing.T) {
 func TestGuardRedirectsNavigationsOnly(t *testing.T) {
 	f := newFixture(t)
 	good := f.signup(t, "g@example.com", "secret123")
-	g := newGuard(t, f, &Guard{Redirect: "/login", Cookies: []string{DefaultCookieName}, Require: []Rule{{Field: "extras.role", Values: []string{"admin"}}}})
+	g := newGuard(t, f, &Guard{Redirect: "/login", Cookies: []string{DefaultCookieName}, Require: []Rule{{Claim: "extras.role", Values: []string{"admin"}}}})
 	const html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 	cases := []struct {

@@ -75,10 +75,11 @@ type Guard struct {
 	loginPage string
 }
 
-// Rule is one `require` condition: the claim named by Field ("id", "table",
-// "ds" or "extras.<key>") must equal one of Values.
+// Rule is one `require` condition: the claim named by Claim ("id",
+// "table", "ds" or "extras.<key>") must equal one of Values. It mirrors
+// the root's RequireRule, names included.
 type Rule struct {
-	Field  string
+	Claim  string
 	Values []string
 }
 
@@ -114,11 +115,11 @@ func (g *Guard) Init() error {
 		}
 	}
 	for _, r := range g.Require {
-		if err := g.checkClaimName(r.Field); err != nil {
+		if err := g.checkClaimName(r.Claim); err != nil {
 			return fmt.Errorf("require: %v", err)
 		}
 		if len(r.Values) == 0 {
-			return fmt.Errorf("require %s: no values", r.Field)
+			return fmt.Errorf("require %s: no values", r.Claim)
 		}
 	}
 	if err := g.checkIDsDistinct(); err != nil {
@@ -164,7 +165,7 @@ func (g *Guard) checkIDsDistinct() error {
 	}
 	rules := map[string]bool{}
 	for _, r := range g.Require {
-		rules[r.Field] = true
+		rules[r.Claim] = true
 	}
 	for _, x := range []struct {
 		claim, what, header string
@@ -246,7 +247,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return nil
 	}
 	for _, rule := range g.Require {
-		v, ok := claimValue(c, rule.Field)
+		v, ok := claimValue(c, rule.Claim)
 		if !ok || !slices.Contains(rule.Values, v) {
 			WriteError(w, accessDenied(MsgAccessDenied))
 			return nil

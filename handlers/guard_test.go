@@ -184,7 +184,7 @@ func TestGuardTablesAndRequire(t *testing.T) {
 	if try(both, userTok) != 418 || try(both, adminTok) != 418 {
 		t.Fatal("two-table guard refused a token")
 	}
-	req := newGuard(t, f, &Guard{Require: []Rule{{Field: "extras.role", Values: []string{"admin", "editor"}}}})
+	req := newGuard(t, f, &Guard{Require: []Rule{{Claim: "extras.role", Values: []string{"admin", "editor"}}}})
 	r := httptest.NewRequest("GET", "/x", nil)
 	r.Header.Set("Authorization", "Bearer "+userTok)
 	resp, _ := serve(t, req, r)
@@ -197,7 +197,7 @@ func TestGuardTablesAndRequire(t *testing.T) {
 	if bad.Init() == nil {
 		t.Fatal("unknown table accepted")
 	}
-	bad = &Guard{Svc: f.svc, Tables: []string{"user"}, Require: []Rule{{Field: "role", Values: []string{"x"}}}}
+	bad = &Guard{Svc: f.svc, Tables: []string{"user"}, Require: []Rule{{Claim: "role", Values: []string{"x"}}}}
 	if bad.Init() == nil {
 		t.Fatal("bad claim name accepted")
 	}

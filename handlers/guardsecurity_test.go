@@ -270,9 +270,9 @@ func (f *fillAtEOF) Read(p []byte) (int, error) {
 func TestGuardConfigRefusals(t *testing.T) {
 	f := newFixture(t)
 	for name, g := range map[string]*Guard{
-		"optional with require":          {Optional: true, Require: []Rule{{Field: "extras.role", Values: []string{"admin"}}}},
+		"optional with require":          {Optional: true, Require: []Rule{{Claim: "extras.role", Values: []string{"admin"}}}},
 		"header of an undeclared extra":  {Headers: map[string]string{"X-Org": "extras.org"}},
-		"require of an undeclared extra": {Require: []Rule{{Field: "extras.org", Values: []string{"a"}}}},
+		"require of an undeclared extra": {Require: []Rule{{Claim: "extras.org", Values: []string{"a"}}}},
 		"csrf origin with a path":        {CSRFOrigins: []string{"https://a.example/"}},
 	} {
 		g.Svc, g.Tables = f.svc, []string{"user"}
@@ -308,8 +308,8 @@ func TestGuardRequireIDAcrossRealms(t *testing.T) {
 	f := newFixture(t)
 	userOne := f.signup(t, "first@example.com", "secret123") // id 1 of table user, live
 	for name, g := range map[string]*Guard{
-		"tables":       {Tables: []string{"user", "admin"}, Require: []Rule{{Field: "id", Values: []string{"1"}}}},
-		"data sources": {Tables: []string{"user"}, DataSources: []string{"live", "test"}, Require: []Rule{{Field: "id", Values: []string{"1"}}}},
+		"tables":       {Tables: []string{"user", "admin"}, Require: []Rule{{Claim: "id", Values: []string{"1"}}}},
+		"data sources": {Tables: []string{"user"}, DataSources: []string{"live", "test"}, Require: []Rule{{Claim: "id", Values: []string{"1"}}}},
 	} {
 		g.Svc = f.svc
 		if err := g.Init(); err != nil {
