@@ -7,14 +7,13 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/xanoauth/caddy-xanoauth/handlers"
 )
 
 // Browser features: the session cookie and login page of xano_auth, and
-// the redirect-to-login of xano_guard. Kept out of auth.go and guard.go so
-// that the API handlers stay readable.
+// the redirect-to-login of xano_guard: their config types and validation.
+// Their Caddyfile syntax is parsed with the rest, in caddyfile.go.
 
 // CookieConfig configures the session cookie that xano_auth sets on login
 // and signup and deletes on logout. The guard reads it from browser
@@ -137,106 +136,4 @@ func guardCookies(configured []string) []string {
 		}
 	}
 	return append(append([]string{}, configured...), handlers.DefaultCookieName)
-}
-
-// parseBrowserOption parses xano_auth's browser options:
-//
-//	cookie [<name>] {
-//		same_site strict|lax|none
-//		secure on|off|auto
-//		domain <domain>
-//		path <path>
-//	}
-//	login_page [<path>]
-//	logout_page <path>
-//	login_template <file>
-func (ah *AuthHandler) parseBrowserOption(d *caddyfile.Dispenser, opt string) error {
-	page := func() *LoginPageConfig {
-		if ah.LoginPage == nil {
-			ah.LoginPage = new(LoginPageConfig)
-		}
-		return ah.LoginPage
-	}
-	switch opt {
-	case "cookie":
-		ah.Cookie = new(CookieConfig)
-		if d.NextArg() {
-			ah.Cookie.Name = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		}
-		seen := map[string]bool{}
-		for d.NextBlock(1) {
-			sub := d.Val()
-			if seen[sub] {
-				return d.Errf("duplicate cookie option %q", sub)
-			}
-			seen[sub] = true
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			switch sub {
-			case "same_site":
-				if v != "strict" && v != "lax" && v != "none" {
-					return d.Errf("same_site must be strict, lax or none, not %q", v)
-				}
-				ah.Cookie.SameSite = v
-			case "secure":
-				if v != "on" && v != "off" && v != "auto" {
-					return d.Errf("secure must be on, off or auto, not %q", v)
-				}
-				ah.Cookie.Secure = v
-			case "domain":
-				ah.Cookie.Domain = v
-			case "path":
-				if !strings.HasPrefix(v, "/") {
-					return d.Errf("cookie path must start with /, not %q", v)
-				}
-				ah.Cookie.Path = v
-			default:
-				return d.Errf("unknown cookie option %q", sub)
-			}
-		}
-	case "login_page":
-		lp := page()
-		if d.NextArg() {
-			lp.Path = d.Val()
-			if !handlers.SafeReturn(lp.Path) {
-				return d.Errf("login_page must be a path starting with /, not %q", lp.Path)
-			}
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		}
-	case "logout_page":
-		lp := page()
-		if !d.AllArgs(&lp.LogoutPath) {
-			return d.ArgErr()
-		}
-		if !handlers.SafeReturn(lp.LogoutPath) {
-			return d.Errf("logout_page must be a path starting with /, not %q", lp.LogoutPath)
-		}
-	case "login_template":
-		lp := page()
-		if !d.AllArgs(&lp.Template) {
-			return d.ArgErr()
-		}
-	}
-	return nil
-}
-
-// parseRedirect parses xano_guard's `redirect <login-url>`.
-func (gh *GuardHandler) parseRedirect(d *caddyfile.Dispenser) error {
-	if gh.Redirect != "" {
-		return d.Errf("duplicate xano_guard option %q", "redirect")
-	}
-	if !d.AllArgs(&gh.Redirect) {
-		return d.ArgErr()
-	}
-	if err := handlers.CheckLoginURL(gh.Redirect); err != nil {
-		return d.Err(err.Error())
-	}
-	return nil
 }

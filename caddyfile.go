@@ -3,6 +3,8 @@ package xanoauth
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 
@@ -536,6 +538,201 @@ func parseInt(d *caddyfile.Dispenser) (int, error) {
 		return 0, d.Errf("invalid number %q", s)
 	}
 	return n, nil
+}
+
+// parseRateLimit parses the `rate_limit` block of the xano global option:
+//
+//	rate_limit off
+//	rate_limit {
+//		login_ip      <events> <window> | off    # default 20 5m
+//		login_account <events> <window> | off    # default 10 15m
+//		signup_ip     <events> <window> | off    # default 10 1h
+//		refresh_ip    <events> <window> | off    # default 60 1m
+//		max_keys      <n>                        # default 100000
+//		off
+//	}
+//
+// Limits not named keep their defaults. Each sub-directive may appear once.
+func (a *App) parseRateLimit(d *caddyfile.Dispenser) error {
+	rc := new(RateLimitConfig)
+	a.RateLimit = rc
+	if d.NextArg() {
+		if d.Val() != "off" {
+			return d.Errf("rate_limit: unknown argument %q (want off or a block)", d.Val())
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		rc.Off = true
+		if d.NextBlock(1) {
+			return d.Err("rate_limit off takes no block")
+		}
+		return nil
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(1) {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("duplicate rate_limit option %q", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "login_ip", "login_account", "signup_ip", "refresh_ip":
+			rl, err := parseOneRateLimit(d, opt)
+			if err != nil {
+				return err
+			}
+			switch opt {
+			case "login_ip":
+				rc.LoginIP = rl
+			case "login_account":
+				rc.LoginAccount = rl
+			case "signup_ip":
+				rc.SignupIP = rl
+			case "refresh_ip":
+				rc.RefreshIP = rl
+			}
+		case "max_keys":
+			n, err := parseInt(d)
+			if err != nil {
+				return err
+			}
+			if n < 1 {
+				return d.Errf("max_keys must be at least 1")
+			}
+			rc.MaxKeys = n
+		case "off":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			rc.Off = true
+		default:
+			return d.Errf("unknown rate_limit option %q", opt)
+		}
+	}
+	return nil
+}
+
+// parseOneRateLimit parses `<events> <window>` or `off` for option name.
+func parseOneRateLimit(d *caddyfile.Dispenser, name string) (*RateLimit, error) {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == "off":
+		return &RateLimit{Off: true}, nil
+	case len(args) != 2:
+		return nil, d.Errf("usage: %s <events> <window> | off", name)
+	}
+	events, err := strconv.Atoi(args[0])
+	if err != nil || events < 1 {
+		return nil, d.Errf("%s: invalid number of events %q", name, args[0])
+	}
+	window, err := caddy.ParseDuration(args[1])
+	if err != nil || window < time.Second {
+		return nil, d.Errf("%s: invalid window %q (at least 1s)", name, args[1])
+	}
+	return &RateLimit{Events: events, Window: caddy.Duration(window)}, nil
+}
+
+// parseBrowserOption parses xano_auth's browser options:
+//
+//	cookie [<name>] {
+//		same_site strict|lax|none
+//		secure on|off|auto
+//		domain <domain>
+//		path <path>
+//	}
+//	login_page [<path>]
+//	logout_page <path>
+//	login_template <file>
+func (ah *AuthHandler) parseBrowserOption(d *caddyfile.Dispenser, opt string) error {
+	page := func() *LoginPageConfig {
+		if ah.LoginPage == nil {
+			ah.LoginPage = new(LoginPageConfig)
+		}
+		return ah.LoginPage
+	}
+	switch opt {
+	case "cookie":
+		ah.Cookie = new(CookieConfig)
+		if d.NextArg() {
+			ah.Cookie.Name = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		}
+		seen := map[string]bool{}
+		for d.NextBlock(1) {
+			sub := d.Val()
+			if seen[sub] {
+				return d.Errf("duplicate cookie option %q", sub)
+			}
+			seen[sub] = true
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch sub {
+			case "same_site":
+				if v != "strict" && v != "lax" && v != "none" {
+					return d.Errf("same_site must be strict, lax or none, not %q", v)
+				}
+				ah.Cookie.SameSite = v
+			case "secure":
+				if v != "on" && v != "off" && v != "auto" {
+					return d.Errf("secure must be on, off or auto, not %q", v)
+				}
+				ah.Cookie.Secure = v
+			case "domain":
+				ah.Cookie.Domain = v
+			case "path":
+				if !strings.HasPrefix(v, "/") {
+					return d.Errf("cookie path must start with /, not %q", v)
+				}
+				ah.Cookie.Path = v
+			default:
+				return d.Errf("unknown cookie option %q", sub)
+			}
+		}
+	case "login_page":
+		lp := page()
+		if d.NextArg() {
+			lp.Path = d.Val()
+			if !handlers.SafeReturn(lp.Path) {
+				return d.Errf("login_page must be a path starting with /, not %q", lp.Path)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		}
+	case "logout_page":
+		lp := page()
+		if !d.AllArgs(&lp.LogoutPath) {
+			return d.ArgErr()
+		}
+		if !handlers.SafeReturn(lp.LogoutPath) {
+			return d.Errf("logout_page must be a path starting with /, not %q", lp.LogoutPath)
+		}
+	case "login_template":
+		lp := page()
+		if !d.AllArgs(&lp.Template) {
+			return d.ArgErr()
+		}
+	}
+	return nil
+}
+
+// parseRedirect parses xano_guard's `redirect <login-url>`.
+func (gh *GuardHandler) parseRedirect(d *caddyfile.Dispenser) error {
+	if gh.Redirect != "" {
+		return d.Errf("duplicate xano_guard option %q", "redirect")
+	}
+	if !d.AllArgs(&gh.Redirect) {
+		return d.ArgErr()
+	}
+	if err := handlers.CheckLoginURL(gh.Redirect); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
 }
 
 // Interface guards
