@@ -179,25 +179,36 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) *Error {
 }
 
 func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
-	t := a.table()
-	log := a.Svc.Logger.With(zap.String("endpoint", "login"), zap.String("table", t.Name))
 	ds, in, e := a.inputs(w, r)
 	if e != nil {
 		return e
 	}
-	email, e := in.Email()
+	p, e := a.logIn(r, ds, in)
 	if e != nil {
 		return e
 	}
+	return a.sendSession(w, r, a.table(), p)
+}
+
+// logIn checks the email and password of in for data source ds, under
+// the login limits, and starts a session: the one login of the JSON
+// endpoint and the login page. It writes nothing; the caller answers.
+func (a *Auth) logIn(r *http.Request, ds string, in Input) (tokenPair, *Error) {
+	t := a.table()
+	log := a.Svc.Logger.With(zap.String("endpoint", "login"), zap.String("table", t.Name))
+	email, e := in.Email()
+	if e != nil {
+		return tokenPair{}, e
+	}
 	pw, e := in.RequiredText("password")
 	if e != nil {
-		return e
+		return tokenPair{}, e
 	}
 
 	realm := store.Realm{DataSource: ds, Table: t.Name}
 	limit := a.loginLimit(r, realm, email)
 	if e := limit.reserve(); e != nil {
-		return e // before any hashing: a limited client costs nothing
+		return tokenPair{}, e // before any hashing: a limited client costs nothing
 	}
 	// From here the attempt counts as a failure unless it is refunded
 	// (never evaluated) or succeeds.
@@ -207,18 +218,18 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 		// the answer nor its timing tells whether the email exists.
 		if err := a.Svc.Hasher.VerifyDummy(r.Context(), pw); err != nil {
 			limit.refund() // ErrBusy: nothing was hashed
-			return a.hashFailure(log, err)
+			return tokenPair{}, a.hashFailure(log, err)
 		}
 		log.Info("login failed")
-		return accessDenied(MsgInvalidCredentials)
+		return tokenPair{}, accessDenied(MsgInvalidCredentials)
 	}
 	if err != nil {
 		limit.refund()
-		return a.fatal(log, "reading user", err)
+		return tokenPair{}, a.fatal(log, "reading user", err)
 	}
 	ok, rehash, err := limit.verify(r.Context(), a.Svc.Hasher, u.PasswordHash, pw)
 	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
-		return a.hashFailure(log, err)
+		return tokenPair{}, a.hashFailure(log, err)
 	}
 	if err != nil {
 		// An unreadable stored hash is the operator's problem, not the
@@ -227,7 +238,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	if !ok {
 		log.Info("login failed", zap.Int64("user_id", u.ID))
-		return accessDenied(MsgInvalidCredentials)
+		return tokenPair{}, accessDenied(MsgInvalidCredentials)
 	}
 	checked := u.PasswordHash
 	if rehash {
@@ -236,16 +247,16 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) *Error {
 	p, err := a.Svc.loginSession(r.Context(), t, ds, u, checked, pw)
 	if errors.Is(err, errPasswordChanged) {
 		log.Info("login refused: the password changed while it was checked", zap.Int64("user_id", u.ID))
-		return accessDenied(MsgInvalidCredentials)
+		return tokenPair{}, accessDenied(MsgInvalidCredentials)
 	}
 	if errors.Is(err, password.ErrBusy) || ctxErr(r.Context()) {
-		return a.hashFailure(log, err)
+		return tokenPair{}, a.hashFailure(log, err)
 	}
 	if err != nil {
-		return a.fatal(log, "starting session", err)
+		return tokenPair{}, a.fatal(log, "starting session", err)
 	}
 	log.Info("login", zap.Int64("user_id", u.ID), zap.String("ds", ds))
-	return a.sendSession(w, r, t, p)
+	return p, nil
 }
 
 // upgradeHash replaces an imported (bcrypt) or outdated hash after a

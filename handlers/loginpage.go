@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"html/template"
 	"io"
@@ -186,10 +185,10 @@ func (a *Auth) showLogin(w http.ResponseWriter, r *http.Request, loginPath strin
 	a.renderPage(w, r, loginPath, d)
 }
 
-// formLogin runs the login endpoint for a form POST: it checks the CSRF
-// token, calls the same login code as the API (with its rate limits and
-// logging) into a buffer, and turns the outcome into a 303 with the
-// session cookie, or the form again with the error and the error's status.
+// formLogin logs in for a form POST: it checks the CSRF token, calls the
+// same login as the API (logIn, with its rate limits and logging), and
+// answers a 303 with the session cookie, or the form again with the error
+// and the error's status.
 func (a *Auth) formLogin(w http.ResponseWriter, r *http.Request, loginPath string) {
 	log := a.Svc.Logger.With(zap.String("endpoint", "login_page"), zap.String("table", a.Table))
 	d := &PageData{Mode: "login", Action: loginPath}
@@ -220,34 +219,19 @@ func (a *Auth) formLogin(w http.ResponseWriter, r *http.Request, loginPath strin
 		return
 	}
 
-	r.Body = io.NopCloser(bytes.NewReader(raw))
-	r.ContentLength = int64(len(raw))
-	cw := &captureWriter{h: http.Header{}}
-	if e := a.login(cw, r); e != nil {
-		// The error was returned, not written: its Retry-After is not in
-		// cw's headers.
+	ds, e := a.Svc.dataSource(r)
+	if e == nil {
+		var p tokenPair
+		if p, e = a.logIn(r, ds, in); e == nil {
+			a.setSessionCookie(w, r, p.Access, a.table().TokenTTL)
+		}
+	}
+	if e != nil {
 		setRetryAfter(w, e)
 		d.Status, d.Error = e.Status, e.Message
 		a.renderPage(w, r, loginPath, d)
 		return
 	}
-	if cw.status != http.StatusOK {
-		// Answered by a hook of its own (a rate limit, say): show its
-		// message on the page.
-		copyHeader(w.Header(), cw.h, "Retry-After")
-		var env struct{ Message string }
-		_ = json.Unmarshal(cw.body.Bytes(), &env)
-		d.Status, d.Error = cw.status, env.Message
-		if d.Status == 0 {
-			d.Status = http.StatusInternalServerError
-		}
-		if d.Error == "" {
-			d.Error = MsgFatal
-		}
-		a.renderPage(w, r, loginPath, d)
-		return
-	}
-	copyHeader(w.Header(), cw.h, "Set-Cookie")
 	target := d.Return
 	if target == "" {
 		target = "/"
@@ -382,33 +366,4 @@ func seeOther(w http.ResponseWriter, target string) {
 	h.Set("Location", target)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusSeeOther)
-}
-
-func copyHeader(dst, src http.Header, name string) {
-	for _, v := range src.Values(name) {
-		dst.Add(name, v)
-	}
-}
-
-// captureWriter buffers the login endpoint's answer, so that a form POST
-// can turn it into a redirect or a page.
-type captureWriter struct {
-	h      http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (c *captureWriter) Header() http.Header { return c.h }
-
-func (c *captureWriter) WriteHeader(status int) {
-	if c.status == 0 {
-		c.status = status
-	}
-}
-
-func (c *captureWriter) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	return c.body.Write(b)
 }
